@@ -1,0 +1,33 @@
+"""Flask application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+
+from fhirhub.api import errors, health, metadata
+from fhirhub.api.negotiation import response_mime
+from fhirhub.config import Settings
+from fhirhub.hub import Hub
+
+FHIR_PREFIX = "/fhir"
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    hub = hub or Hub(settings)
+    app = Flask("fhirhub")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["fhirhub"] = hub
+    app.url_map.strict_slashes = False
+
+    @app.before_request
+    def _negotiate() -> None:
+        if request.path.startswith(FHIR_PREFIX):
+            g.fhir_mime = "application/fhir+json"  # errors in negotiation still render as JSON
+            g.fhir_mime = response_mime(request.args.get("_format"), request.headers.get("Accept"))
+
+    errors.register_error_handlers(app)
+    app.register_blueprint(metadata.bp, url_prefix=FHIR_PREFIX)
+    app.register_blueprint(health.bp)
+    return app

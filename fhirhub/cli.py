@@ -1,0 +1,101 @@
+"""The `fhirhub` command: serve, db start|stop|status, setup (and more as features land)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from fhirhub.config import Settings
+from fhirhub.fhir.errors import HubError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def one_line_errors(func: F) -> F:
+    """Set-up problems are reported as one actionable line, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HubError as exc:
+            click.echo(f"fhirhub: error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def main() -> None:
+    """fhirhub: FHIR R4 server and care-coordination hub."""
+
+
+@main.command()
+@one_line_errors
+def setup() -> None:
+    """Fetch the FHIR R4 definitions and build the embedded database (idempotent)."""
+    from fhirhub.embedded.ferretdb import ensure_ferretdb
+    from fhirhub.embedded.fhir_package import ensure_fhir_package
+
+    settings = Settings.from_env()
+    click.echo(f"FHIR definitions: {ensure_fhir_package(settings.cache_dir)}")
+    if settings.uses_embedded_db:
+        click.echo(f"FerretDB: {ensure_ferretdb(settings.tools_dir)}")
+
+
+@main.command()
+@click.option("--seed/--no-seed", default=None, help="Load seed data into an empty DB.")
+@one_line_errors
+def serve(seed: bool | None) -> None:
+    """Run the FHIR API under gunicorn, with the embedded database unless MONGODB_URI is set."""
+    from fhirhub.launcher import serve as run_server
+
+    settings = Settings.from_env()
+    if seed is not None:
+        settings = settings.with_overrides(seed_on_empty=seed)
+    run_server(settings)
+
+
+@main.group()
+def db() -> None:
+    """Manage the embedded FerretDB database (data under ./var)."""
+
+
+def _embedded() -> Any:
+    from fhirhub.embedded.database import EmbeddedDatabase
+
+    settings = Settings.from_env()
+    if not settings.uses_embedded_db:
+        raise HubError("MONGODB_URI is set, so no embedded database is used")
+    return EmbeddedDatabase.from_settings(settings)
+
+
+@db.command("start")
+@one_line_errors
+def db_start() -> None:
+    database = _embedded()
+    started = database.start()
+    click.echo(
+        f"{'started' if started else 'already running'}: {database.uri} ({database.backend})"
+    )
+
+
+@db.command("stop")
+@one_line_errors
+def db_stop() -> None:
+    database = _embedded()
+    database.stop()
+    click.echo("stopped")
+
+
+@db.command("status")
+@one_line_errors
+def db_status() -> None:
+    status = _embedded().status()
+    state = "running" if status.up else "stopped"
+    click.echo(f"{state}: {status.uri} backend={status.backend} pid={status.ferretdb_pid}")
+    sys.exit(0 if status.up else 3)

@@ -1,0 +1,107 @@
+"""Settings read once from the environment and passed explicitly (nothing global)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from fhirhub.fhir.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+BACKENDS = ("postgresql", "sqlite")
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be on/off, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Public base URL of the FHIR endpoint; used in Location headers and Bundle links.
+    base_url: str = ""
+    # When set, this MongoDB is used and nothing embedded starts (production path).
+    mongodb_uri: str | None = None
+    db_name: str = "fhirhub"
+    db_backend: str = "postgresql"
+    db_port: int = 27018
+    pg_port: int = 54329
+    var_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var")
+    tools_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".tools")
+    cache_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache")
+    web_workers: int = 2
+    max_body_bytes: int = 16 * 1024 * 1024
+    seed_on_empty: bool = True
+    db_timeout_ms: int = 5000
+
+    @property
+    def fhir_base(self) -> str:
+        return self.base_url or f"http://{self.host}:{self.port}/fhir"
+
+    @property
+    def embedded_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.db_port}/"
+
+    @property
+    def effective_mongodb_uri(self) -> str:
+        return self.mongodb_uri or self.embedded_uri
+
+    @property
+    def uses_embedded_db(self) -> bool:
+        return not self.mongodb_uri
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        backend = env.get("FHIRHUB_DB_BACKEND", "postgresql") or "postgresql"
+        if backend not in BACKENDS:
+            raise ConfigurationError(
+                f"FHIRHUB_DB_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}"
+            )
+        defaults = cls()
+        return cls(
+            host=env.get("FHIRHUB_HOST", defaults.host) or defaults.host,
+            port=_int(env, "FHIRHUB_PORT", defaults.port),
+            base_url=(env.get("FHIRHUB_BASE_URL") or "").rstrip("/"),
+            mongodb_uri=env.get("MONGODB_URI") or None,
+            db_name=env.get("FHIRHUB_DB_NAME", defaults.db_name) or defaults.db_name,
+            db_backend=backend,
+            db_port=_int(env, "FHIRHUB_DB_PORT", defaults.db_port),
+            pg_port=_int(env, "FHIRHUB_PG_PORT", defaults.pg_port),
+            var_dir=Path(env["FHIRHUB_VAR_DIR"])
+            if env.get("FHIRHUB_VAR_DIR")
+            else defaults.var_dir,
+            tools_dir=Path(env["FHIRHUB_TOOLS_DIR"])
+            if env.get("FHIRHUB_TOOLS_DIR")
+            else defaults.tools_dir,
+            cache_dir=Path(env["FHIRHUB_CACHE_DIR"])
+            if env.get("FHIRHUB_CACHE_DIR")
+            else defaults.cache_dir,
+            web_workers=_int(env, "FHIRHUB_WEB_WORKERS", defaults.web_workers),
+            max_body_bytes=_int(env, "FHIRHUB_MAX_BODY_BYTES", defaults.max_body_bytes),
+            seed_on_empty=_bool(env, "FHIRHUB_SEED", defaults.seed_on_empty),
+            db_timeout_ms=_int(env, "FHIRHUB_DB_TIMEOUT_MS", defaults.db_timeout_ms),
+        )

@@ -1,0 +1,139 @@
+"""The embedded MongoDB-wire database: FerretDB over PostgreSQL (default) or SQLite.
+
+Processes run detached with pid files under var/ so `fhirhub db stop` from another shell
+can stop them; `fhirhub serve` stops only what it started itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fhirhub.config import Settings
+from fhirhub.embedded.ferretdb import ensure_ferretdb, file_lock
+from fhirhub.embedded.ports import port_in_use, wait_for_port
+from fhirhub.embedded.postgres import PostgresCluster
+from fhirhub.fhir.errors import ConfigurationError
+
+
+@dataclass
+class DatabaseStatus:
+    backend: str
+    ferretdb_pid: int | None
+    ferretdb_listening: bool
+    postgres_running: bool | None
+    uri: str
+
+    @property
+    def up(self) -> bool:
+        return self.ferretdb_pid is not None and self.ferretdb_listening
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EmbeddedDatabase:
+    def __init__(self, root: Path, tools_dir: Path, port: int, backend: str, pg_port: int):
+        self.root = root
+        self.tools_dir = tools_dir
+        self.port = port
+        self.backend = backend
+        self.postgres = PostgresCluster(root / "pg", pg_port) if backend == "postgresql" else None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedDatabase:
+        return cls(
+            settings.var_dir / "db",
+            settings.tools_dir,
+            settings.db_port,
+            settings.db_backend,
+            settings.pg_port,
+        )
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.root / "ferretdb.pid"
+
+    def _ferretdb_pid(self) -> int | None:
+        try:
+            pid = int(self._pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def status(self) -> DatabaseStatus:
+        return DatabaseStatus(
+            backend=self.backend,
+            ferretdb_pid=self._ferretdb_pid(),
+            ferretdb_listening=port_in_use(self.port),
+            postgres_running=self.postgres.running() if self.postgres else None,
+            uri=self.uri,
+        )
+
+    def start(self) -> bool:
+        """Start if not running. Returns True when this call started FerretDB."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.root / ".start.lock"):
+            if self._ferretdb_pid() is not None and port_in_use(self.port):
+                return False
+            if port_in_use(self.port):
+                raise ConfigurationError(
+                    f"port {self.port} for the embedded database is in use by another program: "
+                    "stop it or set FHIRHUB_DB_PORT (or MONGODB_URI to use that server)"
+                )
+            binary = ensure_ferretdb(self.tools_dir)
+            args = [
+                str(binary),
+                f"--listen-addr=127.0.0.1:{self.port}",
+                f"--state-dir={self.root}",
+                "--telemetry=disable",
+                "--debug-addr=-",
+                "--log-level=warn",
+            ]
+            if self.postgres is not None:
+                self.postgres.start()
+                args += ["--handler=postgresql", f"--postgresql-url={self.postgres.url}"]
+            else:
+                (self.root / "sqlite").mkdir(exist_ok=True)
+                args += ["--handler=sqlite", f"--sqlite-url=file:{self.root / 'sqlite'}/"]
+            with open(self.root / "ferretdb.log", "ab") as log:
+                proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+            self._pidfile.write_text(str(proc.pid))
+            if not wait_for_port(self.port, 30):
+                proc.kill()
+                raise ConfigurationError(
+                    f"FerretDB did not start listening on port {self.port}; "
+                    f"see {self.root}/ferretdb.log"
+                )
+            return True
+
+    def stop(self) -> None:
+        pid = self._ferretdb_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):  # reap it if it is our child
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.05)
+            if _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self._pidfile.unlink(missing_ok=True)
+        if self.postgres is not None:
+            self.postgres.stop()

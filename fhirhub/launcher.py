@@ -1,0 +1,103 @@
+"""`fhirhub serve`: start what is needed, run gunicorn, stop everything we started on exit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import click
+
+from fhirhub.config import Settings
+from fhirhub.embedded.database import EmbeddedDatabase
+from fhirhub.embedded.fhir_package import ensure_fhir_package
+from fhirhub.embedded.ports import port_in_use
+from fhirhub.fhir.errors import ConfigurationError
+from fhirhub.storage.mongo import connect, redact, require_reachable
+
+
+def _prepare_database(settings: Settings) -> EmbeddedDatabase | None:
+    """Returns the embedded database when this process started it (so we stop it later)."""
+    if not settings.uses_embedded_db:
+        client = connect(settings)
+        try:
+            require_reachable(client, redact(settings.effective_mongodb_uri))
+        finally:
+            client.close()
+        return None
+    database = EmbeddedDatabase.from_settings(settings)
+    return database if database.start() else None
+
+
+def serve(settings: Settings) -> None:
+    if port_in_use(settings.port, settings.host):
+        raise ConfigurationError(
+            f"port {settings.port} is already in use on {settings.host}: stop that program "
+            "or set FHIRHUB_PORT"
+        )
+    ensure_fhir_package(settings.cache_dir)
+    started_db = _prepare_database(settings)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        from fhirhub.bootstrap import prepare_database_contents
+
+        prepare_database_contents(settings)
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"{settings.host}:{settings.port}",
+                    "--workers",
+                    str(settings.web_workers),
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "8",
+                    "--access-logfile",
+                    "-",
+                    "--log-level",
+                    "warning",
+                    "fhirhub.app:create_app()",
+                ]
+            )
+        )
+        click.echo(f"fhirhub serving {settings.fhir_base} (Ctrl-C stops it)", err=True)
+        _wait(children)
+    finally:
+        _stop(children)
+        if started_db is not None:
+            started_db.stop()
+
+
+def _wait(children: list[subprocess.Popen[bytes]]) -> None:
+    stopping = False
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    while not stopping:
+        if any(child.poll() is not None for child in children):
+            time.sleep(0.5)  # Ctrl-C reaches gunicorn too; it may exit before we see SIGINT
+            if stopping:
+                return
+            raise ConfigurationError("a server process exited unexpectedly; see the log above")
+        time.sleep(0.2)
+
+
+def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.kill()

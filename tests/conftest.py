@@ -1,0 +1,89 @@
+"""One real MongoDB-wire database per test session: FerretDB (embedded, free ports, temp dir)
+unless FHIRHUB_TEST_MONGODB_URI points at a real MongoDB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from fhirhub.app import create_app
+from fhirhub.config import PROJECT_ROOT, Settings
+from fhirhub.embedded.database import EmbeddedDatabase
+from fhirhub.embedded.fhir_package import ensure_fhir_package
+from fhirhub.embedded.ports import free_port
+from fhirhub.fhir.definitions import Definitions
+from fhirhub.hub import Hub
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    return Settings(
+        cache_dir=PROJECT_ROOT / ".cache",
+        tools_dir=PROJECT_ROOT / ".tools",
+        base_url="http://testserver/fhir",
+        seed_on_empty=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def definitions(base_settings: Settings) -> Definitions:
+    return Definitions(ensure_fhir_package(base_settings.cache_dir))
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(base_settings: Settings) -> Iterator[str]:
+    external = os.environ.get("FHIRHUB_TEST_MONGODB_URI")
+    if external:
+        yield external
+        return
+    root = Path(tempfile.mkdtemp(prefix="fhirhub-test-"))
+    database = EmbeddedDatabase(
+        root=root / "db",
+        tools_dir=base_settings.tools_dir,
+        port=free_port(),
+        backend=os.environ.get("FHIRHUB_TEST_DB_BACKEND", "postgresql"),
+        pg_port=free_port(),
+    )
+    database.start()
+    try:
+        yield database.uri
+    finally:
+        database.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(base_settings: Settings, mongodb_uri: str) -> Settings:
+    # A fresh database per test keeps tests independent without restarting the server.
+    return base_settings.with_overrides(
+        mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}"
+    )
+
+
+@pytest.fixture
+def hub(settings: Settings, definitions: Definitions) -> Iterator[Hub]:
+    hub = Hub(settings)
+    hub.__dict__["definitions"] = definitions  # share the session's parsed definitions
+    try:
+        yield hub
+    finally:
+        hub.client.drop_database(settings.db_name)
+        hub.close()
+
+
+@pytest.fixture
+def app(settings: Settings, hub: Hub) -> Flask:
+    return create_app(settings, hub)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from fhirhub.config import Settings
+from fhirhub.fhir.errors import ConfigurationError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.fhir_base == "http://127.0.0.1:8080/fhir"
+    assert settings.uses_embedded_db
+    assert settings.db_backend == "postgresql"
+
+
+def test_env_overrides() -> None:
+    settings = Settings.from_env(
+        {"FHIRHUB_PORT": "9000", "MONGODB_URI": "mongodb://db:27017/", "FHIRHUB_SEED": "off"}
+    )
+    assert settings.port == 9000
+    assert settings.fhir_base.endswith(":9000/fhir")
+    assert not settings.uses_embedded_db
+    assert settings.effective_mongodb_uri == "mongodb://db:27017/"
+    assert settings.seed_on_empty is False
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"FHIRHUB_PORT": "x"}, {"FHIRHUB_DB_BACKEND": "oracle"}, {"FHIRHUB_SEED": "maybe"}],
+)
+def test_bad_values_are_configuration_errors(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env(env)
