@@ -99,3 +99,7 @@ def db_status() -> None:
     state = "running" if status.up else "stopped"
     click.echo(f"{state}: {status.uri} backend={status.backend} pid={status.ferretdb_pid}")
     sys.exit(0 if status.up else 3)
+
+
+if __name__ == "__main__":
+    main()

@@ -41,9 +41,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def _go() -> str:
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
+    go = shutil.which("go")
     if go is None:
         raise ConfigurationError(
             "Go toolchain not found: install Go >= 1.22 (https://go.dev/dl) and put `go` on PATH, "
