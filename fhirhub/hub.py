@@ -14,12 +14,24 @@ from fhirhub.config import Settings
 from fhirhub.embedded.fhir_package import package_dir
 from fhirhub.fhir.capability import ResourceSupport, ServerSupport, capability_statement
 from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.summary import Projector
+from fhirhub.service.resources import ResourceService, Validator
 from fhirhub.storage.mongo import connect
+from fhirhub.storage.store import ResourceStore
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
-TYPE_INTERACTIONS: tuple[str, ...] = ()
-SYSTEM_INTERACTIONS: tuple[str, ...] = ()
+TYPE_INTERACTIONS: tuple[str, ...] = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+)
+SYSTEM_INTERACTIONS: tuple[str, ...] = ("transaction", "batch", "history-system")
 
 
 class Hub:
@@ -36,6 +48,24 @@ class Hub:
     def definitions(self) -> Definitions:
         return Definitions(package_dir(self.settings.cache_dir))
 
+    @cached_property
+    def store(self) -> ResourceStore:
+        return ResourceStore(self.db)
+
+    @cached_property
+    def validator(self) -> Validator:
+        from fhirhub.fhir.validation import ResourceValidator
+
+        return ResourceValidator(self.definitions)
+
+    @cached_property
+    def resources(self) -> ResourceService:
+        return ResourceService(self.store, self.definitions, self.validator)
+
+    @cached_property
+    def projector(self) -> Projector:
+        return Projector(self.definitions)
+
     def database_problem(self) -> str | None:
         try:
             self.db.command("ping")
@@ -48,10 +78,23 @@ class Hub:
         resources: tuple[ResourceSupport, ...] = ()
         if TYPE_INTERACTIONS:
             resources = tuple(
-                ResourceSupport(type=name, interactions=TYPE_INTERACTIONS)
+                ResourceSupport(
+                    type=name,
+                    interactions=TYPE_INTERACTIONS,
+                    conditional_create=True,
+                    conditional_update=True,
+                    conditional_delete="single",
+                    read_history=True,
+                    update_create=True,
+                )
                 for name in sorted(self.definitions.resource_types)
             )
-        return ServerSupport(resources=resources, system_interactions=SYSTEM_INTERACTIONS)
+        return ServerSupport(
+            resources=resources,
+            system_interactions=SYSTEM_INTERACTIONS,
+            operations=(("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
+            patch_formats=("application/json-patch+json",),
+        )
 
     def capability_statement(self) -> dict[str, Any]:
         return capability_statement(self.settings.fhir_base, self._support, self.started)

@@ -16,10 +16,16 @@ from fhirhub.config import PROJECT_ROOT
 FHIRHUB = [sys.executable, "-m", "fhirhub.cli"]
 
 
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **env}
     return subprocess.run(
-        [*FHIRHUB, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
+        [*FHIRHUB, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
         cwd=PROJECT_ROOT,
     )
 

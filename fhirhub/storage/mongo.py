@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -18,6 +20,7 @@ def connect(settings: Settings) -> MongoClient:
         connectTimeoutMS=settings.db_timeout_ms,
         uuidRepresentation="standard",
         tz_aware=True,
+        tzinfo=UTC,
         appname="fhirhub",
     )
 

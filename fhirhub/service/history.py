@@ -1,0 +1,134 @@
+"""History interactions: instance, type and system history as R4 history Bundles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fhirhub.fhir.dates import parse_period
+from fhirhub.fhir.errors import BadRequest
+from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.store import ResourceStore, fhir_instant
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+AT_SCAN_LIMIT = 10_000
+_STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    resource_type: str | None
+    resource_id: str | None
+    count: int
+    offset: int
+    since: datetime | None
+    at: tuple[datetime, datetime] | None
+    # Upper bound fixed by the first page so later pages do not shift as new versions arrive.
+    snapshot: datetime | None
+
+    @classmethod
+    def from_args(
+        cls, resource_type: str | None, resource_id: str | None, args: dict[str, str]
+    ) -> HistoryRequest:
+        def integer(name: str, default: int) -> int:
+            raw = args.get(name)
+            if raw is None or raw == "":
+                return default
+            if not raw.isdigit():
+                raise BadRequest(f"{name} must be a non-negative integer")
+            return int(raw)
+
+        since = parse_period(args["_since"], "_since")[0] if args.get("_since") else None
+        at = parse_period(args["_at"], "_at") if args.get("_at") else None
+        snapshot = (
+            parse_period(args["_snapshot"], "_snapshot")[1] if args.get("_snapshot") else None
+        )
+        return cls(
+            resource_type,
+            resource_id,
+            min(integer("_count", DEFAULT_COUNT), MAX_COUNT),
+            integer("_offset", 0),
+            since,
+            at,
+            snapshot,
+        )
+
+
+def _entry(base: str, stored: StoredVersion) -> dict[str, Any]:
+    path = f"{stored.resource_type}/{stored.resource_id}"
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{path}"}
+    if stored.resource is not None:
+        entry["resource"] = stored.resource
+    method = "POST" if stored.method == "POST" else stored.method
+    entry["request"] = {
+        "method": "PUT" if method == "PATCH" else method,
+        "url": stored.resource_type if method == "POST" else path,
+    }
+    entry["response"] = {
+        "status": _STATUS.get(stored.method, "200 OK"),
+        "etag": stored.etag,
+        "lastModified": fhir_instant(stored.last_updated),
+    }
+    return entry
+
+
+def history_bundle(store: ResourceStore, base: str, req: HistoryRequest) -> dict[str, Any]:
+    snapshot = req.snapshot or store.clock()
+    if req.at is not None:
+        versions, total = _versions_at(store, req, snapshot)
+    else:
+        versions, total = store.history_page(
+            req.resource_type, req.resource_id, req.since, snapshot, req.offset, req.count
+        )
+    path = "/".join(p for p in (req.resource_type, req.resource_id) if p)
+    url = f"{base}/{path}/_history" if path else f"{base}/_history"
+
+    def link(relation: str, offset: int) -> dict[str, str]:
+        params: dict[str, str] = {"_count": str(req.count), "_offset": str(offset)}
+        params["_snapshot"] = fhir_instant(snapshot)
+        if req.since:
+            params["_since"] = fhir_instant(req.since)
+        return {"relation": relation, "url": f"{url}?{urlencode(params)}"}
+
+    links = [link("self", req.offset), link("first", 0)]
+    if req.offset + req.count < total:
+        links.append(link("next", req.offset + req.count))
+    if req.offset > 0:
+        links.append(link("previous", max(0, req.offset - req.count)))
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": total,
+        "link": links,
+        "entry": [_entry(base, v) for v in versions],
+    }
+
+
+def _versions_at(
+    store: ResourceStore, req: HistoryRequest, snapshot: datetime
+) -> tuple[list[StoredVersion], int]:
+    """Versions current at some point during the _at period."""
+    assert req.at is not None
+    start, end = req.at
+    candidates, _ = store.history_page(
+        req.resource_type, req.resource_id, None, min(end, snapshot), 0, AT_SCAN_LIMIT
+    )
+    chosen: list[StoredVersion] = []
+    seen_before_start: set[tuple[str, str]] = set()
+    for version in sorted(candidates, key=lambda v: v.last_updated, reverse=True):
+        key = (version.resource_type, version.resource_id)
+        if version.last_updated >= start:
+            chosen.append(version)
+        elif key not in seen_before_start:
+            seen_before_start.add(key)
+            if not version.deleted:
+                chosen.append(version)
+    return chosen[req.offset : req.offset + req.count], len(chosen)
+
+
+def http_date(moment: datetime) -> str:
+    return format_datetime(moment, usegmt=True)

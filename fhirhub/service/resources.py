@@ -1,0 +1,270 @@
+"""Use cases for single resources: read, vread, create, update, patch, delete, validate."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jsonpatch
+
+from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.errors import (
+    BadRequest,
+    Gone,
+    Issue,
+    NotFound,
+    PreconditionFailed,
+    Unprocessable,
+)
+from fhirhub.fhir.search.query import ID_PATTERN, parse_query_string, require_supported
+from fhirhub.fhir.search.tokens import extract_index
+from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.store import ResourceStore
+
+ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
+MAX_CONDITIONAL_MATCHES = 2  # we only need to know "none", "one" or "more than one"
+
+
+class Validator(Protocol):
+    def validate(
+        self, resource: dict[str, Any], *, allow_conditional_refs: bool = False
+    ) -> list[Issue]: ...
+
+
+@dataclass
+class WriteResult:
+    stored: StoredVersion
+    created: bool
+    warnings: list[Issue] = field(default_factory=list)
+    # Conditional create that matched an existing resource: nothing was written.
+    existing: bool = False
+
+
+def parse_etag(value: str) -> int:
+    match = ETAG.match(value.strip())
+    if not match:
+        raise BadRequest(f'malformed ETag {value!r}; expected W/"<versionId>"')
+    return int(match.group(1))
+
+
+class ResourceService:
+    def __init__(self, store: ResourceStore, definitions: Definitions, validator: Validator):
+        self.store = store
+        self.definitions = definitions
+        self.validator = validator
+
+    # -- checks --------------------------------------------------------------------------
+
+    def check_type(self, resource_type: str) -> None:
+        if resource_type not in self.definitions.resource_types:
+            raise NotFound(f"unknown resource type {resource_type!r}")
+
+    @staticmethod
+    def check_id(resource_id: str) -> None:
+        if not ID_PATTERN.match(resource_id):
+            raise BadRequest(
+                f"invalid id {resource_id[:80]!r}: ids are 1-64 characters of A-Z a-z 0-9 - ."
+            )
+
+    def validate(
+        self, resource: dict[str, Any], *, allow_conditional_refs: bool = False
+    ) -> list[Issue]:
+        """Raise with every error found; return the warnings."""
+        issues = self.validator.validate(resource, allow_conditional_refs=allow_conditional_refs)
+        errors = [i for i in issues if i.severity in ("error", "fatal")]
+        if errors:
+            first = errors[0].diagnostics
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise BadRequest(f"resource is invalid: {first}{more}", issues)
+        return issues
+
+    def _check_body_type(self, resource: dict[str, Any], resource_type: str) -> None:
+        if resource.get("resourceType") != resource_type:
+            raise BadRequest(
+                f"resourceType {resource.get('resourceType')!r} does not match the URL type "
+                f"{resource_type!r}"
+            )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def read(self, resource_type: str, resource_id: str) -> StoredVersion:
+        self.check_type(resource_type)
+        self.check_id(resource_id)
+        current = self.store.current(resource_type, resource_id)
+        if current is None:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+        if current.deleted:
+            raise Gone(
+                f"{resource_type}/{resource_id} was deleted",
+                headers={"ETag": current.etag},
+            )
+        return current
+
+    def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
+        self.check_type(resource_type)
+        self.check_id(resource_id)
+        if not version_id.isdigit() or len(version_id) > 12:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:20]!r}")
+        stored = self.store.version(resource_type, resource_id, int(version_id))
+        if stored is None:
+            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
+        if stored.deleted:
+            raise Gone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
+        return stored
+
+    def find(self, resource_type: str, query_string: str, purpose: str) -> list[StoredVersion]:
+        query = require_supported(parse_query_string(resource_type, query_string), purpose)
+        return self.store.search(query, MAX_CONDITIONAL_MATCHES)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def create(
+        self,
+        resource_type: str,
+        resource: dict[str, Any],
+        *,
+        if_none_exist: str | None = None,
+        resource_id: str | None = None,
+        txn: str | None = None,
+        validated: bool = False,
+    ) -> WriteResult:
+        self.check_type(resource_type)
+        self._check_body_type(resource, resource_type)
+        if if_none_exist:
+            matches = self.find(resource_type, if_none_exist.lstrip("?"), "If-None-Exist")
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}"
+                )
+            if matches:
+                return WriteResult(matches[0], created=False, existing=True)
+        warnings = [] if validated else self.validate(resource)
+        new_id = resource_id or str(uuid.uuid4())
+        stored = self.store.write(
+            resource_type,
+            new_id,
+            resource,
+            method="POST",
+            must_not_exist=True,
+            index=extract_index(resource),
+            txn=txn,
+        )
+        return WriteResult(stored, created=True, warnings=warnings)
+
+    def update(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        txn: str | None = None,
+        validated: bool = False,
+        method: str = "PUT",
+    ) -> WriteResult:
+        self.check_type(resource_type)
+        self.check_id(resource_id)
+        self._check_body_type(resource, resource_type)
+        if "id" not in resource:
+            raise BadRequest("the resource in an update must have an id matching the URL")
+        if resource["id"] != resource_id:
+            raise BadRequest(
+                f"resource id {resource['id']!r} does not match the URL id {resource_id!r}"
+            )
+        expected = parse_etag(if_match) if if_match else None
+        warnings = [] if validated else self.validate(resource)
+        stored = self.store.write(
+            resource_type,
+            resource_id,
+            resource,
+            method=method,
+            expected_version=expected,
+            index=extract_index(resource),
+            txn=txn,
+        )
+        return WriteResult(stored, created=stored.version == 1, warnings=warnings)
+
+    def conditional_update(
+        self, resource_type: str, query_string: str, resource: dict[str, Any]
+    ) -> WriteResult:
+        self.check_type(resource_type)
+        matches = self.find(resource_type, query_string, "conditional update")
+        if len(matches) > 1:
+            raise PreconditionFailed(f"conditional update matches more than one {resource_type}")
+        if not matches:
+            if "id" in resource:
+                return self.update(resource_type, str(resource["id"]), resource)
+            return self.create(resource_type, resource)
+        target = matches[0].resource_id
+        if "id" in resource and resource["id"] != target:
+            raise BadRequest(
+                f"resource id {resource['id']!r} differs from the matched resource {target!r}"
+            )
+        return self.update(resource_type, target, {**resource, "id": target})
+
+    def patch(
+        self,
+        resource_type: str,
+        resource_id: str,
+        operations: Any,
+        *,
+        if_match: str | None = None,
+    ) -> WriteResult:
+        current = self.read(resource_type, resource_id)
+        expected = parse_etag(if_match) if if_match else current.version
+        if current.version != expected:
+            raise PreconditionFailed(
+                f"{resource_type}/{resource_id} is at version {current.version}, not {expected}"
+            )
+        if not isinstance(operations, list):
+            raise BadRequest("a JSON Patch body must be an array of operations")
+        try:
+            patched = jsonpatch.JsonPatch(operations).apply(current.resource)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise Unprocessable(f"JSON Patch could not be applied: {exc}") from None
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise BadRequest(f"malformed JSON Patch: {exc}") from None
+        if not isinstance(patched, dict):
+            raise Unprocessable("JSON Patch must leave a resource (a JSON object)")
+        if patched.get("id") != resource_id or patched.get("resourceType") != resource_type:
+            raise Unprocessable("JSON Patch must not change resourceType or id")
+        return self.update(
+            resource_type,
+            resource_id,
+            patched,
+            if_match=f'W/"{expected}"',
+            method="PATCH",
+        )
+
+    def delete(
+        self, resource_type: str, resource_id: str, *, txn: str | None = None
+    ) -> StoredVersion | None:
+        """Delete; deleting something absent or already deleted is a no-op (idempotent)."""
+        self.check_type(resource_type)
+        self.check_id(resource_id)
+        current = self.store.current(resource_type, resource_id)
+        if current is None or current.deleted:
+            return None
+        try:
+            return self.store.write(
+                resource_type,
+                resource_id,
+                None,
+                method="DELETE",
+                expected_version=current.version,
+                txn=txn,
+            )
+        except PreconditionFailed:
+            # Changed underneath us: delete whatever is current now.
+            return self.delete(resource_type, resource_id, txn=txn)
+
+    def conditional_delete(self, resource_type: str, query_string: str) -> StoredVersion | None:
+        self.check_type(resource_type)
+        matches = self.find(resource_type, query_string, "conditional delete")
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"conditional delete matches more than one {resource_type}; be more specific"
+            )
+        return self.delete(resource_type, matches[0].resource_id) if matches else None

@@ -1,0 +1,219 @@
+"""Versioned resource storage on pymongo, inside the subset FerretDB 1.24 supports.
+
+No multi-document transactions, so each write is two single-document steps: insert the new
+history version (unique _id makes racing writers collide), then compare-and-swap the current
+document on its version number. A writer that dies between the steps leaves a history
+version without its current document; the next writer that collides with it rolls it
+forward once it is older than STALE_AFTER, so no acknowledged version is ever lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from fhirhub.fhir.errors import Conflict, PreconditionFailed
+from fhirhub.fhir.search.query import SearchQuery
+from fhirhub.storage.documents import (
+    HISTORY,
+    INDEX_PREFIX,
+    PUB_PENDING,
+    PUB_STAGED,
+    RESOURCES,
+    StoredVersion,
+    resource_key,
+    version_key,
+)
+from fhirhub.storage.query_translation import to_filter
+
+STALE_AFTER = timedelta(seconds=30)
+MAX_ATTEMPTS = 20
+
+Clock = Callable[[], datetime]
+
+
+def utc_now_ms() -> datetime:
+    # BSON dates hold milliseconds; truncate so meta.lastUpdated equals what is stored.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def fhir_instant(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+class ResourceStore:
+    def __init__(self, db: Database, clock: Clock = utc_now_ms):
+        self.db = db
+        self.resources = db[RESOURCES]
+        self.history = db[HISTORY]
+        self.clock = clock
+        # Test hook: called before each single-document write step (fault injection).
+        self.before_write: Callable[[str], None] | None = None
+
+    def ensure_indexes(self) -> None:
+        self.resources.create_index([("t", ASCENDING), ("ts", DESCENDING)], name="type_updated")
+        self.history.create_index(
+            [("t", ASCENDING), ("rid", ASCENDING), ("v", DESCENDING)], name="instance_versions"
+        )
+        self.history.create_index([("ts", DESCENDING)], name="updated")
+        self.history.create_index([("pub", ASCENDING), ("ts", ASCENDING)], name="outbox")
+        self.history.create_index([("txn", ASCENDING)], name="transaction", sparse=True)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        doc = self.resources.find_one({"_id": resource_key(resource_type, resource_id)})
+        return StoredVersion.from_doc(doc) if doc else None
+
+    def version(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
+        doc = self.history.find_one({"_id": version_key(resource_type, resource_id, version)})
+        if doc is None or doc.get("pub") == PUB_STAGED:
+            return None
+        return StoredVersion.from_doc(doc)
+
+    def search(self, query: SearchQuery, limit: int) -> list[StoredVersion]:
+        cursor = self.resources.find(to_filter(query)).limit(limit)
+        return [StoredVersion.from_doc(d) for d in cursor]
+
+    # -- writes --------------------------------------------------------------------------
+
+    def write(
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: dict[str, Any] | None,
+        *,
+        method: str,
+        expected_version: int | None = None,
+        must_not_exist: bool = False,
+        index: Mapping[str, Any] | None = None,
+        txn: str | None = None,
+    ) -> StoredVersion:
+        """Write a new version (resource None means delete). Returns the stored version."""
+        key = resource_key(resource_type, resource_id)
+        for _ in range(MAX_ATTEMPTS):
+            cur = self.resources.find_one({"_id": key})
+            cur_version = cur["v"] if cur else 0
+            live = cur is not None and not cur.get("del")
+            if expected_version is not None and (not live or cur_version != expected_version):
+                raise PreconditionFailed(
+                    f"{key} is at version {cur_version if live else 'none (deleted or absent)'}, "
+                    f"not the expected version {expected_version}"
+                )
+            if must_not_exist and live:
+                raise Conflict(f"{key} already exists")
+            new_version = cur_version + 1
+            moment = self.clock()
+            if cur is not None and moment <= cur["ts"]:
+                moment = cur["ts"] + timedelta(milliseconds=1)
+            body = _with_meta(resource, resource_id, new_version, moment)
+            doc: dict[str, Any] = {
+                "t": resource_type,
+                "rid": resource_id,
+                "v": new_version,
+                "ts": moment,
+                "del": resource is None,
+                "m": method,
+                "res": body,
+            }
+            hist = {
+                "_id": version_key(resource_type, resource_id, new_version),
+                **doc,
+                "pub": PUB_STAGED if txn else PUB_PENDING,
+            }
+            if txn:
+                hist["txn"] = txn
+            self._step("history")
+            try:
+                self.history.insert_one(hist)
+            except DuplicateKeyError:
+                self._roll_forward_if_stale(key, hist["_id"], cur_version)
+                continue
+            current = {**doc, **{INDEX_PREFIX + k: v for k, v in (index or {}).items()}}
+            self._step("current")
+            if self._swap_current(key, cur_version, current):
+                return StoredVersion.from_doc(doc)
+            self.history.delete_one({"_id": hist["_id"]})
+        raise Conflict(f"{key} is being updated concurrently; retry the request")
+
+    def _step(self, name: str) -> None:
+        if self.before_write is not None:
+            self.before_write(name)
+
+    def _swap_current(self, key: str, expected: int, current: dict[str, Any]) -> bool:
+        if expected == 0:
+            try:
+                self.resources.insert_one({"_id": key, **current})
+            except DuplicateKeyError:
+                return False
+            return True
+        result = self.resources.replace_one({"_id": key, "v": expected}, current)
+        return result.matched_count == 1
+
+    def _roll_forward_if_stale(self, key: str, hist_id: str, cur_version: int) -> None:
+        orphan = self.history.find_one({"_id": hist_id})
+        if orphan is None or orphan.get("pub") == PUB_STAGED:
+            return
+        if orphan["ts"] > self.clock() - STALE_AFTER:
+            return  # a live writer is between its two steps; the caller retries
+        fields = {k: orphan[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
+        self._swap_current(key, cur_version, fields)
+
+    def restore(self, resource_type: str, resource_id: str, written: int, prior: int) -> bool:
+        """Compensation: put back version `prior` (0 = absent) if `written` is still current."""
+        key = resource_key(resource_type, resource_id)
+        if prior == 0:
+            return self.resources.delete_one({"_id": key, "v": written}).deleted_count == 1
+        old = self.history.find_one({"_id": version_key(resource_type, resource_id, prior)})
+        if old is None:
+            return False
+        fields = {k: old[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
+        return self.resources.replace_one({"_id": key, "v": written}, fields).matched_count == 1
+
+    # -- history -------------------------------------------------------------------------
+
+    def history_page(
+        self,
+        resource_type: str | None,
+        resource_id: str | None,
+        since: datetime | None,
+        before: datetime | None,
+        offset: int,
+        count: int,
+    ) -> tuple[list[StoredVersion], int]:
+        query: dict[str, Any] = {"pub": {"$ne": PUB_STAGED}}
+        if resource_type:
+            query["t"] = resource_type
+        if resource_id:
+            query["rid"] = resource_id
+        if since or before:
+            query["ts"] = {}
+            if since:
+                query["ts"]["$gte"] = since
+            if before:
+                query["ts"]["$lte"] = before
+        total = self.history.count_documents(query)
+        sort = [("v", DESCENDING)] if resource_id else [("ts", DESCENDING), ("_id", ASCENDING)]
+        cursor = self.history.find(query).sort(sort).skip(offset).limit(count)
+        return [StoredVersion.from_doc(d) for d in cursor], total
+
+
+def _with_meta(
+    resource: dict[str, Any] | None, resource_id: str, version: int, moment: datetime
+) -> dict[str, Any] | None:
+    if resource is None:
+        return None
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = fhir_instant(moment)
+    body = {"resourceType": resource["resourceType"], "id": resource_id}
+    body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
+    body["meta"] = meta
+    return body
