@@ -140,3 +140,11 @@ def validate(resource_type: str, resource_id: str | None = None) -> Response:
     if not issues:
         issues = [Issue("informational", "validation successful", severity="information")]
     return fhir_response(outcome(issues), 200)
+
+
+@bp.post("/")
+def batch_or_transaction() -> Response:
+    from fhirhub.service.bundles import BundleService
+
+    result = BundleService(hub().resources, _base()).process(resource_body())
+    return fhir_response(result, 200)

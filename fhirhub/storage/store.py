@@ -10,12 +10,13 @@ forward once it is older than STALE_AFTER, so no acknowledged version is ever lo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
 from fhirhub.fhir.search.query import SearchQuery
@@ -143,6 +144,55 @@ class ResourceStore:
             self.history.delete_one({"_id": hist["_id"]})
         raise Conflict(f"{key} is being updated concurrently; retry the request")
 
+    def write_batch(self, plans: list[PlannedWrite], txn: str) -> list[StoredVersion]:
+        """Stage many writes in few round trips (transactions). Any collision raises
+        Conflict; the caller compensates through the transaction log."""
+        moment = self.clock()
+        hist_docs: list[dict[str, Any]] = []
+        creates: list[dict[str, Any]] = []
+        replaces: list[tuple[str, int, dict[str, Any]]] = []
+        results: list[StoredVersion] = []
+        for plan in plans:
+            version = plan.prior_version + 1
+            doc: dict[str, Any] = {
+                "t": plan.resource_type,
+                "rid": plan.resource_id,
+                "v": version,
+                "ts": moment,
+                "del": plan.resource is None,
+                "m": plan.method,
+                "res": _with_meta(plan.resource, plan.resource_id, version, moment),
+            }
+            key = resource_key(plan.resource_type, plan.resource_id)
+            hist_docs.append(
+                {
+                    "_id": version_key(plan.resource_type, plan.resource_id, version),
+                    **doc,
+                    "pub": PUB_STAGED,
+                    "txn": txn,
+                }
+            )
+            current = {**doc, **{INDEX_PREFIX + k: v for k, v in plan.index.items()}}
+            if plan.prior_version == 0:
+                creates.append({"_id": key, **current})
+            else:
+                replaces.append((key, plan.prior_version, current))
+            results.append(StoredVersion.from_doc(doc))
+        try:
+            self._step("history")
+            if hist_docs:
+                self.history.insert_many(hist_docs, ordered=True)
+            self._step("create")
+            if creates:
+                self.resources.insert_many(creates, ordered=True)
+        except BulkWriteError as exc:
+            raise Conflict(f"a resource in the transaction changed concurrently: {exc}") from None
+        for key, prior, current in replaces:
+            self._step("update")
+            if self.resources.replace_one({"_id": key, "v": prior}, current).matched_count != 1:
+                raise Conflict(f"{key} changed while the transaction was being written")
+        return results
+
     def _step(self, name: str) -> None:
         if self.before_write is not None:
             self.before_write(name)
@@ -203,6 +253,16 @@ class ResourceStore:
         sort = [("v", DESCENDING)] if resource_id else [("ts", DESCENDING), ("_id", ASCENDING)]
         cursor = self.history.find(query).sort(sort).skip(offset).limit(count)
         return [StoredVersion.from_doc(d) for d in cursor], total
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    resource_type: str
+    resource_id: str
+    resource: dict[str, Any] | None  # None: delete
+    method: str
+    prior_version: int  # 0 when the resource does not exist yet
+    index: Mapping[str, Any]
 
 
 def _with_meta(

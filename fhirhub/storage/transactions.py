@@ -15,8 +15,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fhirhub.storage.documents import HISTORY, PUB_PENDING, PUB_STAGED, TRANSACTIONS
-from fhirhub.storage.store import ResourceStore
+from fhirhub.storage.documents import HISTORY, PUB_PENDING, PUB_STAGED, TRANSACTIONS, StoredVersion
+from fhirhub.storage.store import PlannedWrite, ResourceStore
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +24,36 @@ ABANDONED_AFTER = timedelta(minutes=2)
 
 
 class StagedTransaction:
+    """Write a set of planned changes all-or-nothing."""
+
     def __init__(self, store: ResourceStore):
         self.store = store
         self.id = uuid.uuid4().hex
         self.log = store.db[TRANSACTIONS]
-        self.log.insert_one({"_id": self.id, "state": "pending", "ts": store.clock(), "w": []})
 
-    def record(self, resource_type: str, resource_id: str, written: int, prior: int) -> None:
-        entry = {"t": resource_type, "rid": resource_id, "v": written, "p": prior}
-        self.log.update_one({"_id": self.id}, {"$push": {"w": entry}})
-
-    def record_intent(self, resource_type: str, resource_id: str, prior: int) -> None:
-        """Logged before the write so a crash between write and record still compensates."""
-        self.record(resource_type, resource_id, prior + 1, prior)
-
-    def commit(self) -> None:
-        self.log.update_one({"_id": self.id}, {"$set": {"state": "committed"}})
+    def apply(self, plans: list[PlannedWrite]) -> list[StoredVersion]:
+        entries = [
+            {
+                "t": p.resource_type,
+                "rid": p.resource_id,
+                "v": p.prior_version + 1,
+                "p": p.prior_version,
+            }
+            for p in plans
+        ]
+        # The intent is logged before any write so a crash at any later point compensates.
+        self.log.insert_one(
+            {"_id": self.id, "state": "pending", "ts": self.store.clock(), "w": entries}
+        )
+        try:
+            results = self.store.write_batch(plans, self.id)
+            self.store._step("commit")
+            self.log.update_one({"_id": self.id}, {"$set": {"state": "committed"}})
+        except BaseException:
+            compensate(self.store, self.id)
+            raise
         publish(self.store, self.id)
-
-    def rollback(self) -> None:
-        compensate(self.store, self.id)
+        return results
 
 
 def publish(store: ResourceStore, txn_id: str) -> None:

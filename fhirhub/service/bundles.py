@@ -1,0 +1,116 @@
+"""POST [base] with a batch or transaction Bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhirhub.fhir.errors import FhirError, Issue
+from fhirhub.fhir.operation_outcome import outcome
+from fhirhub.fhir.references import is_conditional, rewrite_references
+from fhirhub.service.bundle_entries import EntryOp, parse_bundle, parse_entry
+from fhirhub.service.resources import ResourceService, WriteResult
+from fhirhub.service.transaction import STATUS_TEXT, TransactionProcessor
+from fhirhub.storage.store import fhir_instant
+
+
+class BundleService:
+    def __init__(self, resources: ResourceService, base: str):
+        self.resources = resources
+        self.base = base
+
+    def process(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        kind = bundle.get("type")
+        if kind == "batch" and isinstance(bundle.get("entry"), list):
+            return self.batch(bundle["entry"])
+        kind, ops = parse_bundle(bundle, self.base)
+        return TransactionProcessor(self.resources, self.base).run(ops)
+
+    def batch(self, entries: list[Any]) -> dict[str, Any]:
+        responses = []
+        for index, entry in enumerate(entries):
+            try:
+                responses.append(self._batch_entry(parse_entry(index, entry, self.base)))
+            except FhirError as error:
+                responses.append(
+                    {
+                        "response": {
+                            "status": str(error.status),
+                            "outcome": outcome(
+                                [
+                                    Issue(i.code, i.diagnostics, i.severity, i.expression)
+                                    for i in error.issues
+                                ]
+                            ),
+                        }
+                    }
+                )
+        return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+
+    def _batch_entry(self, op: EntryOp) -> dict[str, Any]:
+        service = self.resources
+        service.check_type(op.resource_type)
+        resource = self._resolve_conditional_refs(op.resource) if op.resource else None
+        if op.method in ("GET", "HEAD"):
+            if op.resource_id is None:
+                raise FhirError(
+                    "only read and vread are supported as batch GET entries", 400, "not-supported"
+                )
+            stored = (
+                service.vread(op.resource_type, op.resource_id, op.version_id)
+                if op.version_id
+                else service.read(op.resource_type, op.resource_id)
+            )
+            return {
+                "resource": stored.resource,
+                "response": {
+                    "status": "200 OK",
+                    "etag": stored.etag,
+                    "lastModified": fhir_instant(stored.last_updated),
+                },
+            }
+        if op.method == "DELETE":
+            if op.resource_id:
+                service.delete(op.resource_type, op.resource_id)
+            else:
+                service.conditional_delete(op.resource_type, op.query)
+            return {"response": {"status": "204 No Content"}}
+        if op.method == "POST":
+            assert resource is not None
+            result = service.create(op.resource_type, resource, if_none_exist=op.if_none_exist)
+        elif op.method == "PUT":
+            assert resource is not None
+            if op.resource_id:
+                result = service.update(
+                    op.resource_type, op.resource_id, resource, if_match=op.if_match
+                )
+            else:
+                result = service.conditional_update(op.resource_type, op.query, resource)
+        else:
+            raise FhirError(
+                "PATCH is supported in transactions, not batches, here", 400, "not-supported"
+            )
+        return self._write_entry(result)
+
+    def _write_entry(self, result: WriteResult) -> dict[str, Any]:
+        stored = result.stored
+        status = 201 if result.created else 200
+        return {
+            "response": {
+                "status": STATUS_TEXT[status],
+                "location": f"{stored.resource_type}/{stored.resource_id}"
+                f"/_history/{stored.version}",
+                "etag": stored.etag,
+                "lastModified": fhir_instant(stored.last_updated),
+            }
+        }
+
+    def _resolve_conditional_refs(self, resource: dict[str, Any]) -> dict[str, Any]:
+        processor = TransactionProcessor(self.resources, self.base)
+
+        def replace(reference: str) -> str | None:
+            return (
+                processor.resolve_conditional_reference(reference) if is_conditional(reference) else None
+            )
+
+        rewritten: dict[str, Any] = rewrite_references(resource, replace)
+        return rewritten

@@ -1,0 +1,278 @@
+"""Transaction Bundles: all-or-nothing, per R4 http.html#transaction.
+
+Everything that can fail is decided before the first write (identities, conditional
+matches, reference rewriting, validation, If-Match); the writes are then staged and
+committed through the transaction log, which compensates if anything breaks midway.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+import orjson
+
+from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
+from fhirhub.fhir.references import is_conditional, rewrite_references
+from fhirhub.fhir.search.tokens import extract_index
+from fhirhub.service.bundle_entries import ORDER, EntryOp
+from fhirhub.service.resources import ResourceService, parse_etag
+from fhirhub.storage.store import PlannedWrite, fhir_instant
+from fhirhub.storage.transactions import StagedTransaction
+
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 404: "404 Not Found"}
+
+
+@dataclass
+class Target:
+    op: EntryOp
+    resource_id: str | None  # None: nothing to write (no match for a conditional delete)
+    existing: bool = False  # conditional create matched: no write
+    resource: dict[str, Any] | None = None
+
+
+def _fail(op: EntryOp, error: FhirError) -> FhirError:
+    error.diagnostics = f"{op.where}: {error.diagnostics}"
+    error.issues = [
+        type(i)(i.code, f"{op.where}: {i.diagnostics}", i.severity, i.expression)
+        for i in error.issues
+    ]
+    return error
+
+
+class TransactionProcessor:
+    def __init__(self, resources: ResourceService, base: str):
+        self.resources = resources
+        self.store = resources.store
+        self.base = base
+        self.conditional_cache: dict[str, str] = {}
+
+    def run(self, ops: list[EntryOp]) -> dict[str, Any]:
+        ordered = sorted(ops, key=lambda op: ORDER[op.method])
+        mapping: dict[str, str] = {}
+        targets: list[Target] = []
+        seen: set[str] = set()
+        for op in ordered:
+            try:
+                target = self._resolve(op, mapping)
+            except FhirError as error:
+                raise _fail(op, error) from None
+            if target.resource_id and op.method not in ("GET", "HEAD") and not target.existing:
+                key = f"{op.resource_type}/{target.resource_id}"
+                if key in seen:
+                    raise BadRequest(f"{op.where}: {key} appears more than once in the transaction")
+                seen.add(key)
+            targets.append(target)
+        plans: list[PlannedWrite] = []
+        planned: list[Target] = []
+        for target in targets:
+            try:
+                plan = self._plan(target, mapping)
+            except FhirError as error:
+                raise _fail(target.op, error) from None
+            if plan is not None:
+                plans.append(plan)
+                planned.append(target)
+        stored = StagedTransaction(self.store).apply(plans) if plans else []
+        responses: dict[int, dict[str, Any]] = {}
+        for target, version in zip(planned, stored, strict=True):
+            status = 201 if target.op.method == "POST" or version.version == 1 else 200
+            if version.deleted:
+                status = 204
+            responses[target.op.index] = self._response(
+                status,
+                version.resource_type,
+                version.resource_id,
+                version.version,
+                fhir_instant(version.last_updated),
+            )
+        for target in targets:
+            if target.op.index in responses:
+                continue
+            responses[target.op.index] = self._non_write_response(target)
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": [responses[op.index] for op in ops],
+        }
+
+    # -- phase 1: identities --------------------------------------------------------------
+
+    def _resolve(self, op: EntryOp, mapping: dict[str, str]) -> Target:
+        self.resources.check_type(op.resource_type)
+        if op.resource_id:
+            self.resources.check_id(op.resource_id)
+        if op.method in ("GET", "HEAD"):
+            return Target(op, op.resource_id)
+        if op.method == "POST":
+            if op.resource_id:
+                raise BadRequest("POST url must be a resource type, not an instance")
+            if op.if_none_exist:
+                matches = self.resources.find(op.resource_type, op.if_none_exist, "ifNoneExist")
+                if len(matches) > 1:
+                    raise PreconditionFailed(f"ifNoneExist {op.if_none_exist!r} matches several")
+                if matches:
+                    self._map(op, mapping, matches[0].resource_id)
+                    return Target(op, matches[0].resource_id, existing=True)
+            new_id = str(uuid.uuid4())
+            self._map(op, mapping, new_id)
+            return Target(op, new_id)
+        if op.resource_id is None:
+            if not op.query:
+                raise BadRequest(f"{op.method} needs a resource id or search criteria")
+            purpose = "conditional " + ("update" if op.method == "PUT" else "delete")
+            matches = self.resources.find(op.resource_type, op.query, purpose)
+            if len(matches) > 1:
+                raise PreconditionFailed(f"{purpose} criteria match more than one resource")
+            if matches:
+                resolved: str | None = matches[0].resource_id
+            elif op.method == "PUT":
+                given = (op.resource or {}).get("id")
+                resolved = str(given) if given else str(uuid.uuid4())
+            else:
+                resolved = None
+            if resolved and op.method == "PUT":
+                self._map(op, mapping, resolved)
+            return Target(op, resolved)
+        if op.method == "PUT":
+            self._map(op, mapping, op.resource_id)
+        return Target(op, op.resource_id)
+
+    def _map(self, op: EntryOp, mapping: dict[str, str], resource_id: str) -> None:
+        if op.full_url:
+            mapping[op.full_url] = f"{op.resource_type}/{resource_id}"
+
+    # -- phase 2: references, validation, preconditions -------------------------------------
+
+    def _rewrite(self, resource: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+        def replace(reference: str) -> str | None:
+            if reference in mapping:
+                return mapping[reference]
+            if is_conditional(reference):
+                return self.resolve_conditional_reference(reference)
+            return None
+
+        rewritten: dict[str, Any] = rewrite_references(resource, replace)
+        return rewritten
+
+    def resolve_conditional_reference(self, reference: str) -> str:
+        if reference not in self.conditional_cache:
+            resource_type, query = reference.split("?", 1)
+            self.resources.check_type(resource_type)
+            matches = self.resources.find(resource_type, query, f"reference {reference}")
+            if len(matches) != 1:
+                found = "no" if not matches else "several"
+                raise PreconditionFailed(
+                    f"conditional reference {reference!r} matches {found} resources"
+                )
+            self.conditional_cache[reference] = f"{resource_type}/{matches[0].resource_id}"
+        return self.conditional_cache[reference]
+
+    def _plan(self, target: Target, mapping: dict[str, str]) -> PlannedWrite | None:
+        op = target.op
+        if op.method in ("GET", "HEAD") or target.existing or target.resource_id is None:
+            return None
+        # A POST got a fresh random id, so there is nothing to read back.
+        current = (
+            None
+            if op.method == "POST"
+            else self.store.current(op.resource_type, target.resource_id)
+        )
+        prior = current.version if current else 0
+        live = current is not None and not current.deleted
+        if op.if_match and (not live or prior != parse_etag(op.if_match)):
+            raise PreconditionFailed(f"ifMatch {op.if_match} does not match version {prior}")
+        if op.method == "DELETE":
+            if not live:
+                return None
+            return PlannedWrite(op.resource_type, target.resource_id, None, "DELETE", prior, {})
+        if op.method == "PATCH":
+            if not live or current is None or current.resource is None:
+                raise NotFound(f"{op.resource_type}/{target.resource_id} does not exist")
+            resource = _apply_patch(op, current.resource)
+        else:
+            assert op.resource is not None
+            resource = dict(op.resource)
+            if resource.get("resourceType") != op.resource_type:
+                raise BadRequest(f"resourceType must be {op.resource_type}")
+            if op.method == "PUT":
+                if op.resource_id and resource.get("id") != op.resource_id:
+                    raise BadRequest(f"resource id must be {op.resource_id!r} to match the url")
+                resource["id"] = target.resource_id
+            else:
+                resource.pop("id", None)
+        resource = self._rewrite(resource, mapping)
+        self.resources.validate(resource)
+        target.resource = resource
+        return PlannedWrite(
+            op.resource_type,
+            target.resource_id,
+            resource,
+            op.method,
+            prior,
+            extract_index(resource),
+        )
+
+    # -- responses ------------------------------------------------------------------------
+
+    def _response(
+        self, status: int, resource_type: str, resource_id: str, version: int, modified: str
+    ) -> dict[str, Any]:
+        return {
+            "response": {
+                "status": STATUS_TEXT.get(status, str(status)),
+                "location": f"{resource_type}/{resource_id}/_history/{version}",
+                "etag": f'W/"{version}"',
+                "lastModified": modified,
+            }
+        }
+
+    def _non_write_response(self, target: Target) -> dict[str, Any]:
+        op = target.op
+        if op.method in ("GET", "HEAD"):
+            if op.resource_id is None:
+                raise BadRequest(f"{op.where}: only read and vread are supported as GET entries")
+            stored = (
+                self.resources.vread(op.resource_type, op.resource_id, op.version_id)
+                if op.version_id
+                else self.resources.read(op.resource_type, op.resource_id)
+            )
+            entry = self._response(
+                200,
+                stored.resource_type,
+                stored.resource_id,
+                stored.version,
+                fhir_instant(stored.last_updated),
+            )
+            entry["resource"] = stored.resource
+            return entry
+        if target.existing and target.resource_id:
+            current = self.store.current(op.resource_type, target.resource_id)
+            assert current is not None
+            return self._response(
+                200,
+                op.resource_type,
+                target.resource_id,
+                current.version,
+                fhir_instant(current.last_updated),
+            )
+        return {"response": {"status": "204 No Content"}}
+
+
+def _apply_patch(op: EntryOp, current: dict[str, Any]) -> dict[str, Any]:
+    binary = op.resource or {}
+    if binary.get("resourceType") != "Binary" or "json-patch" not in str(
+        binary.get("contentType", "")
+    ):
+        raise BadRequest("PATCH entries need a Binary with contentType application/json-patch+json")
+    try:
+        operations = orjson.loads(base64.b64decode(str(binary.get("data", ""))))
+        patched = jsonpatch.JsonPatch(operations).apply(current)
+    except (ValueError, TypeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+        raise BadRequest("PATCH entry: the JSON Patch could not be decoded or applied") from None
+    if not isinstance(patched, dict):
+        raise BadRequest("PATCH entry must leave a resource")
+    return patched
