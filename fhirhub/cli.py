@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -99,6 +100,49 @@ def db_status() -> None:
     state = "running" if status.up else "stopped"
     click.echo(f"{state}: {status.uri} backend={status.backend} pid={status.ferretdb_pid}")
     sys.exit(0 if status.up else 3)
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Progress file for resuming (default: var/import-state.json).",
+)
+@click.option("--restart", is_flag=True, help="Ignore earlier progress and import everything.")
+@one_line_errors
+def import_command(paths: tuple[Path, ...], state_file: Path | None, restart: bool) -> None:
+    """Import transaction/batch Bundles, single resources and NDJSON files or directories."""
+    import time
+
+    from rich.console import Console
+
+    from fhirhub.importer.console import print_summary, run_import
+    from fhirhub.importer.sources import discover
+    from fhirhub.importer.state import ImportState
+    from fhirhub.runtime import running_hub
+    from fhirhub.service.bundles import BundleService
+
+    settings = Settings.from_env()
+    try:
+        files = discover(list(paths))
+    except FileNotFoundError as exc:
+        raise HubError(str(exc)) from None
+    state_path = state_file or settings.var_dir / "import-state.json"
+    if restart:
+        state_path.unlink(missing_ok=True)
+    console = Console(stderr=True)
+    with running_hub(settings) as hub:
+        started = time.monotonic()
+        results = run_import(
+            BundleService(hub.resources, settings.fhir_base),
+            files,
+            ImportState(state_path),
+            console,
+        )
+        print_summary(results, time.monotonic() - started, console)
 
 
 if __name__ == "__main__":

@@ -10,25 +10,13 @@ from types import FrameType
 
 import click
 
+from fhirhub.bootstrap import prepare_database_contents
 from fhirhub.config import Settings
-from fhirhub.embedded.database import EmbeddedDatabase
 from fhirhub.embedded.fhir_package import ensure_fhir_package
 from fhirhub.embedded.ports import port_in_use
 from fhirhub.fhir.errors import ConfigurationError
-from fhirhub.storage.mongo import connect, redact, require_reachable
-
-
-def _prepare_database(settings: Settings) -> EmbeddedDatabase | None:
-    """Returns the embedded database when this process started it (so we stop it later)."""
-    if not settings.uses_embedded_db:
-        client = connect(settings)
-        try:
-            require_reachable(client, redact(settings.effective_mongodb_uri))
-        finally:
-            client.close()
-        return None
-    database = EmbeddedDatabase.from_settings(settings)
-    return database if database.start() else None
+from fhirhub.hub import Hub
+from fhirhub.runtime import start_database
 
 
 def serve(settings: Settings) -> None:
@@ -38,12 +26,14 @@ def serve(settings: Settings) -> None:
             "or set FHIRHUB_PORT"
         )
     ensure_fhir_package(settings.cache_dir)
-    started_db = _prepare_database(settings)
+    started_db = start_database(settings)
     children: list[subprocess.Popen[bytes]] = []
     try:
-        from fhirhub.bootstrap import prepare_database_contents
-
-        prepare_database_contents(settings)
+        hub = Hub(settings)
+        try:
+            prepare_database_contents(hub, seed=settings.seed_on_empty)
+        finally:
+            hub.close()
         children.append(
             subprocess.Popen(
                 [

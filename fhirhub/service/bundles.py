@@ -109,7 +109,9 @@ class BundleService:
 
         def replace(reference: str) -> str | None:
             return (
-                processor.resolve_conditional_reference(reference) if is_conditional(reference) else None
+                processor.resolve_conditional_reference(reference)
+                if is_conditional(reference)
+                else None
             )
 
         rewritten: dict[str, Any] = rewrite_references(resource, replace)
