@@ -10,8 +10,25 @@ from fhirhub.storage.transactions import recover
 log = logging.getLogger(__name__)
 
 
+# Fields used in equality filters, per collection (see embedded/pg_indexes.py).
+PUSHDOWN_FIELDS = {
+    "resources": ["_id", "t", "rid", "s_identifier"],
+    "history": ["_id", "t", "rid", "txn", "pub"],
+    "transactions": ["_id"],
+}
+
+
+def tune_embedded_database(hub: Hub) -> None:
+    settings = hub.settings
+    if settings.uses_embedded_db and settings.db_backend == "postgresql":
+        from fhirhub.embedded.pg_indexes import ensure_gin_indexes
+
+        ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS)
+
+
 def prepare_database_contents(hub: Hub, seed: bool) -> None:
     hub.store.ensure_indexes()
+    tune_embedded_database(hub)
     recovered = recover(hub.store)
     if recovered:
         log.warning("finished %d transactions left behind by a stopped process", recovered)

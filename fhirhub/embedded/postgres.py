@@ -19,7 +19,7 @@ PG_USER = "fhirhub"
 PG_DATABASE = "ferretdb"
 
 
-def _bin_dir() -> Path:
+def bin_dir() -> Path:
     found = shutil.which("pg_ctl")
     if found:
         return Path(found).resolve().parent
@@ -73,13 +73,13 @@ class PostgresCluster:
         return (self.data_dir / "postmaster.pid").exists() and port_in_use(self.port)
 
     def start(self) -> None:
-        bin_dir = _bin_dir()
+        pg_bin = bin_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             _chown_for_postgres(self.data_dir)
             _check(
                 [
-                    str(bin_dir / "initdb"),
+                    str(pg_bin / "initdb"),
                     "-D",
                     str(self.data_dir),
                     "--auth=trust",
@@ -104,7 +104,7 @@ class PostgresCluster:
         )
         _check(
             [
-                str(bin_dir / "pg_ctl"),
+                str(pg_bin / "pg_ctl"),
                 "-D",
                 str(self.data_dir),
                 "-o",
@@ -120,7 +120,7 @@ class PostgresCluster:
         )
         proc = subprocess.run(
             [
-                str(bin_dir / "createdb"),
+                str(pg_bin / "createdb"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -139,6 +139,6 @@ class PostgresCluster:
         if not (self.data_dir / "postmaster.pid").exists():
             return
         _check(
-            [str(_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+            [str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
             "stop",
         )

@@ -16,9 +16,10 @@ RESOURCES = "resources"
 HISTORY = "history"
 TRANSACTIONS = "transactions"
 
-# Outbox states of a history document.
-PUB_STAGED = -1  # written by an uncommitted transaction; not visible to the worker
-PUB_PENDING = 0  # committed, waiting for the delivery worker
+# Outbox states of a history document. A version written by a transaction also carries
+# `txn`; it stays invisible (to vread, history and the worker) while that transaction's log
+# record exists, so committing is one delete, not one update per version.
+PUB_PENDING = 0  # waiting for the delivery worker
 PUB_DONE = 1
 
 # Search index fields are top-level keys so FerretDB can push equality down to SQL.

@@ -24,8 +24,8 @@ from fhirhub.storage.documents import (
     HISTORY,
     INDEX_PREFIX,
     PUB_PENDING,
-    PUB_STAGED,
     RESOURCES,
+    TRANSACTIONS,
     StoredVersion,
     resource_key,
     version_key,
@@ -75,9 +75,17 @@ class ResourceStore:
 
     def version(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
         doc = self.history.find_one({"_id": version_key(resource_type, resource_id, version)})
-        if doc is None or doc.get("pub") == PUB_STAGED:
+        if doc is None or self.uncommitted(doc):
             return None
         return StoredVersion.from_doc(doc)
+
+    def uncommitted(self, history_doc: Mapping[str, Any]) -> bool:
+        """Written by a transaction that has not committed (its log record still exists)."""
+        txn = history_doc.get("txn")
+        return txn is not None and self.db[TRANSACTIONS].find_one({"_id": txn}) is not None
+
+    def pending_transactions(self) -> list[str]:
+        return [doc["_id"] for doc in self.db[TRANSACTIONS].find({}, {"_id": 1})]
 
     def search(self, query: SearchQuery, limit: int) -> list[StoredVersion]:
         cursor = self.resources.find(to_filter(query)).limit(limit)
@@ -127,7 +135,7 @@ class ResourceStore:
             hist = {
                 "_id": version_key(resource_type, resource_id, new_version),
                 **doc,
-                "pub": PUB_STAGED if txn else PUB_PENDING,
+                "pub": PUB_PENDING,
             }
             if txn:
                 hist["txn"] = txn
@@ -168,7 +176,7 @@ class ResourceStore:
                 {
                     "_id": version_key(plan.resource_type, plan.resource_id, version),
                     **doc,
-                    "pub": PUB_STAGED,
+                    "pub": PUB_PENDING,
                     "txn": txn,
                 }
             )
@@ -209,7 +217,7 @@ class ResourceStore:
 
     def _roll_forward_if_stale(self, key: str, hist_id: str, cur_version: int) -> None:
         orphan = self.history.find_one({"_id": hist_id})
-        if orphan is None or orphan.get("pub") == PUB_STAGED:
+        if orphan is None or self.uncommitted(orphan):
             return
         if orphan["ts"] > self.clock() - STALE_AFTER:
             return  # a live writer is between its two steps; the caller retries
@@ -238,7 +246,10 @@ class ResourceStore:
         offset: int,
         count: int,
     ) -> tuple[list[StoredVersion], int]:
-        query: dict[str, Any] = {"pub": {"$ne": PUB_STAGED}}
+        query: dict[str, Any] = {}
+        pending = self.pending_transactions()
+        if pending:
+            query["txn"] = {"$nin": pending}
         if resource_type:
             query["t"] = resource_type
         if resource_id:

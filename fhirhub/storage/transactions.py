@@ -1,11 +1,11 @@
 """All-or-nothing multi-resource writes without multi-document transactions.
 
-Stage, then commit, with compensation: a transaction record lists each write with the
-version it replaced. Writes go to history as STAGED (invisible to vread, history and the
-outbox worker). Flipping the record to committed is the commit point; after it the staged
-versions are published. On failure, or when recovery finds a record left pending by a dead
-process, every write is compensated (the prior current version restored, staged history
-removed).
+Stage, then commit, with compensation: a transaction log record lists each write with the
+version it replaced. History versions written under the record carry its id and stay
+invisible (to vread, history and the outbox worker) while the record exists. Deleting the
+record is the commit point. On failure, or when recovery finds a record left by a dead
+process, every write is compensated (the prior current version restored, the transaction's
+history versions removed) and then the record is deleted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fhirhub.storage.documents import HISTORY, PUB_PENDING, PUB_STAGED, TRANSACTIONS, StoredVersion
+from fhirhub.storage.documents import HISTORY, TRANSACTIONS, StoredVersion
 from fhirhub.storage.store import PlannedWrite, ResourceStore
 
 log = logging.getLogger(__name__)
@@ -48,19 +48,11 @@ class StagedTransaction:
         try:
             results = self.store.write_batch(plans, self.id)
             self.store._step("commit")
-            self.log.update_one({"_id": self.id}, {"$set": {"state": "committed"}})
         except BaseException:
             compensate(self.store, self.id)
             raise
-        publish(self.store, self.id)
+        self.log.delete_one({"_id": self.id})  # the commit point
         return results
-
-
-def publish(store: ResourceStore, txn_id: str) -> None:
-    store.db[HISTORY].update_many(
-        {"txn": txn_id, "pub": PUB_STAGED}, {"$set": {"pub": PUB_PENDING}}
-    )
-    store.db[TRANSACTIONS].delete_one({"_id": txn_id})
 
 
 def compensate(store: ResourceStore, txn_id: str) -> None:
@@ -79,7 +71,7 @@ def compensate(store: ResourceStore, txn_id: str) -> None:
                     entry["t"],
                     entry["rid"],
                 )
-    store.db[HISTORY].delete_many({"txn": txn_id, "pub": PUB_STAGED})
+    store.db[HISTORY].delete_many({"txn": txn_id})
     store.db[TRANSACTIONS].delete_one({"_id": txn_id})
 
 
@@ -89,9 +81,6 @@ def recover(store: ResourceStore) -> int:
     handled = 0
     query: dict[str, Any] = {"ts": {"$lt": cutoff}}
     for record in list(store.db[TRANSACTIONS].find(query)):
-        if record["state"] == "committed":
-            publish(store, record["_id"])
-        else:
-            compensate(store, record["_id"])
+        compensate(store, record["_id"])
         handled += 1
     return handled
