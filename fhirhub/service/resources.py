@@ -115,6 +115,8 @@ class ResourceService:
         return stored
 
     def find(self, resource_type: str, query_string: str, purpose: str) -> list[StoredVersion]:
+        # Clients (and official examples) often send ifNoneExist as "Patient?identifier=...".
+        query_string = query_string.lstrip("?").removeprefix(f"{resource_type}?")
         query = require_supported(parse_query_string(resource_type, query_string), purpose)
         return self.store.search(query, MAX_CONDITIONAL_MATCHES)
 
@@ -133,7 +135,7 @@ class ResourceService:
         self.check_type(resource_type)
         self._check_body_type(resource, resource_type)
         if if_none_exist:
-            matches = self.find(resource_type, if_none_exist.lstrip("?"), "If-None-Exist")
+            matches = self.find(resource_type, if_none_exist, "If-None-Exist")
             if len(matches) > 1:
                 raise PreconditionFailed(
                     f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}"
