@@ -1,0 +1,199 @@
+"""REST core benchmark: the server through gunicorn versus raw pymongo on the same database.
+
+Usage: .venv/bin/python bench/rest_core.py [--seconds 5] [--bundles 30]
+
+Starts its own `fhirhub serve` (embedded database under var/bench, free ports, no seed),
+ingests the Synthea transaction bundles from ../shared/fhir-corpus, then measures read,
+vread, create and update at concurrency 1 and 16, and prints each next to the equivalent
+pymongo operation (the floor) with the ratio server/floor. Not a test: numbers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from pymongo import MongoClient
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = (
+    ROOT.parent / "shared" / "fhir-corpus" / "synthea-r4" / "smart-on-fhir-generated-sample-data"
+)
+sys.path.insert(0, str(ROOT))
+
+from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def start_server(var_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    port, db_port, pg_port = free_port(), free_port(), free_port()
+    env = dict(
+        os.environ,
+        FHIRHUB_PORT=str(port),
+        FHIRHUB_DB_PORT=str(db_port),
+        FHIRHUB_PG_PORT=str(pg_port),
+        FHIRHUB_VAR_DIR=str(var_dir),
+        FHIRHUB_SEED="off",
+        FHIRHUB_DB_NAME="bench",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fhirhub.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if not wait_for_port(port, 180):
+        proc.kill()
+        raise SystemExit("server did not start")
+    base = f"http://127.0.0.1:{port}/fhir"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{base}/metadata").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return proc, base, f"mongodb://127.0.0.1:{db_port}/"
+
+
+def run_for(seconds: float, threads: int, op: Callable[[int], None]) -> tuple[float, list[float]]:
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    stop = time.monotonic() + seconds
+
+    def worker(n: int) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            op(n * 1_000_000 + i)
+            latencies[n].append(time.perf_counter() - t0)
+            i += 1
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.monotonic() - started
+    flat = [x for lat in latencies for x in lat]
+    return len(flat) / elapsed, flat
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--bundles", type=int, default=30)
+    args = parser.parse_args()
+    var_dir = ROOT / "var" / "bench"
+    subprocess.run(["rm", "-rf", str(var_dir)], check=True)
+    proc, base, uri = start_server(var_dir)
+    local = threading.local()
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=60)
+        return local.client
+
+    rows: list[tuple[str, int, float, float, float, float, float]] = []
+    try:
+        db = MongoClient(uri)["bench"]
+        bundles = [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))][: args.bundles]
+        resources = sum(len(b["entry"]) for b in bundles)
+        t0 = time.monotonic()
+        for bundle in bundles:
+            response = client().post(base, json=bundle, headers=FHIR)
+            assert response.status_code == 200, response.text[:300]
+        ingest = resources / (time.monotonic() - t0)
+        floor_db = db.client["bench_floor"]
+        t0 = time.monotonic()
+        for bundle in bundles:
+            docs = [{"res": e["resource"]} for e in bundle["entry"]]
+            floor_db.x.insert_many(docs)
+            floor_db.y.insert_many([dict(d) for d in docs])  # current + history, as we do
+        floor_ingest = resources / (time.monotonic() - t0)
+        rows.append(("transaction ingest (resources/s)", 1, ingest, 0, 0, floor_ingest, 0))
+
+        patients = [
+            d["rid"] for d in db.resources.find({"t": "Observation"}, {"rid": 1}).limit(500)
+        ]
+        sample = db.resources.find_one({"t": "Observation"})
+        assert sample is not None
+        body = dict(sample["res"])
+        body.pop("meta", None)
+        body.pop("id", None)
+
+        def read(i: int) -> None:
+            r = client().get(f"{base}/Observation/{random.choice(observation_ids)}")
+            assert r.status_code == 200
+
+        def vread(i: int) -> None:
+            r = client().get(f"{base}/Observation/{random.choice(observation_ids)}/_history/1")
+            assert r.status_code == 200
+
+        def create(i: int) -> None:
+            r = client().post(f"{base}/Observation", json=body, headers=FHIR)
+            assert r.status_code == 201, r.text[:200]
+
+        def update(i: int) -> None:
+            rid = f"u{i % 50_000}"
+            r = client().put(f"{base}/Observation/{rid}", json={**body, "id": rid}, headers=FHIR)
+            assert r.status_code in (200, 201), r.text[:200]
+
+        def floor_read(i: int) -> None:
+            db.resources.find_one({"_id": f"Observation/{random.choice(observation_ids)}"})
+
+        def floor_vread(i: int) -> None:
+            db.history.find_one({"_id": f"Observation/{random.choice(observation_ids)}/1"})
+
+        def floor_create(i: int) -> None:
+            floor_db.c.insert_one({"res": body})
+
+        def floor_update(i: int) -> None:
+            floor_db.u.replace_one({"_id": f"u{i % 50_000}"}, {"res": body}, upsert=True)
+
+        for name, op, floor in (
+            ("read", read, floor_read),
+            ("vread", vread, floor_vread),
+            ("create", create, floor_create),
+            ("update", update, floor_update),
+        ):
+            for threads in (1, 16):
+                rate, lat = run_for(args.seconds, threads, op)
+                floor_rate, _ = run_for(args.seconds, threads, floor)
+                rows.append((name, threads, rate, pct(lat, 0.5), pct(lat, 0.95), floor_rate, 0))
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    print(
+        f"\n{'operation':34} {'conc':>4} {'server/s':>9} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'floor/s':>9} {'ratio':>6}"
+    )
+    for name, threads, rate, p50, p95, floor_rate, _ in rows:
+        print(
+            f"{name:34} {threads:>4} {rate:>9.0f} {p50:>7.1f} {p95:>7.1f} {floor_rate:>9.0f} "
+            f"{rate / floor_rate:>6.0%}"
+        )
+    print(
+        f"(2-core machine; {resources} resources in {len(bundles)} Synthea bundles; "
+        f"{statistics.mean([1]):.0f} run)"
+    )
+
+
+if __name__ == "__main__":
+    main()
