@@ -129,9 +129,8 @@ def main() -> None:
         floor_ingest = resources / (time.monotonic() - t0)
         rows.append(("transaction ingest (resources/s)", 1, ingest, 0, 0, floor_ingest, 0))
 
-        patients = [
-            d["rid"] for d in db.resources.find({"t": "Observation"}, {"rid": 1}).limit(500)
-        ]
+        cursor = db.resources.find({"t": "Observation"}, {"rid": 1}).limit(500)
+        observation_ids = [d["rid"] for d in cursor]
         sample = db.resources.find_one({"t": "Observation"})
         assert sample is not None
         body = dict(sample["res"])
@@ -189,10 +188,7 @@ def main() -> None:
             f"{name:34} {threads:>4} {rate:>9.0f} {p50:>7.1f} {p95:>7.1f} {floor_rate:>9.0f} "
             f"{rate / floor_rate:>6.0%}"
         )
-    print(
-        f"(2-core machine; {resources} resources in {len(bundles)} Synthea bundles; "
-        f"{statistics.mean([1]):.0f} run)"
-    )
+    print(f"({resources} resources ingested from {len(bundles)} Synthea bundles)")
 
 
 if __name__ == "__main__":
