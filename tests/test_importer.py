@@ -1,0 +1,81 @@
+"""`fhirhub import` core: Synthea load order and conditional references, NDJSON, resuming."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+
+from fhirhub.config import PROJECT_ROOT
+from fhirhub.hub import Hub
+from fhirhub.importer.runner import Importer
+from fhirhub.importer.sources import discover
+from fhirhub.importer.state import ImportState
+from fhirhub.service.bundles import BundleService
+from fhirhub.storage.documents import RESOURCES
+
+HIV = (
+    PROJECT_ROOT.parent
+    / "shared"
+    / "fhir-corpus"
+    / "synthea-r4"
+    / "google-fhir-data-pipes-synthea-hiv"
+)
+PATIENT_FILE = "Cecelia952_Romaguera67_f1731e33-dc55-4ee8-72d7-cece2e49bedd.json"
+
+
+def importer(hub: Hub, state: ImportState | None) -> Importer:
+    return Importer(BundleService(hub.resources, hub.settings.fhir_base), state)
+
+
+def test_synthea_with_shared_directory_bundles(hub: Hub, tmp_path: Path) -> None:
+    for name in (
+        PATIENT_FILE,
+        "hospitalInformation1633536936158.json",
+        "practitionerInformation1633536936158.json",
+    ):
+        shutil.copy(HIV / name, tmp_path / name)
+    files = discover([tmp_path])
+    assert files[0].name.startswith("hospitalInformation")
+    assert files[1].name.startswith("practitionerInformation")
+    state = ImportState(tmp_path / "state.json")
+    results = [importer(hub, state).import_file(f) for f in files]
+    assert [r.error for r in results] == [None, None, None]
+    expected = sum(len(orjson.loads((tmp_path / f.name).read_bytes())["entry"]) for f in files)
+    assert sum(r.loaded for r in results) == expected
+    assert hub.db[RESOURCES].count_documents({}) == expected
+    patient = hub.db[RESOURCES].find_one({"t": "Encounter"})
+    assert patient is not None
+    provider = patient["res"]["serviceProvider"]["reference"]
+    assert provider.startswith("Organization/") and "?" not in provider
+
+    again = [importer(hub, ImportState(tmp_path / "state.json")).import_file(f) for f in files]
+    assert all(r.skipped for r in again)
+    assert hub.db[RESOURCES].count_documents({}) == expected
+
+
+def test_ndjson_bad_lines_and_resume(hub: Hub, tmp_path: Path) -> None:
+    lines = [
+        {"resourceType": "Patient", "id": "n1", "gender": "male"},
+        {"resourceType": "Patient", "id": "n2", "gender": "blue"},
+        {"resourceType": "Organization", "id": "o1", "name": "Acme"},
+    ]
+    path = tmp_path / "data.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    state = ImportState(tmp_path / "state.json")
+    result = importer(hub, state).import_file(path)
+    assert (result.loaded, result.rejected, result.error) == (2, 1, None)
+    assert any("gender" in reason for reason in result.reasons)
+    assert state.done(path)
+
+
+def test_file_level_errors_do_not_stop_the_import(hub: Hub, tmp_path: Path) -> None:
+    (tmp_path / "a-broken.json").write_text("{not json")
+    (tmp_path / "b-good.json").write_bytes(
+        orjson.dumps({"resourceType": "Patient", "id": "g1", "gender": "female"})
+    )
+    files = discover([tmp_path])
+    results = [importer(hub, None).import_file(f) for f in files]
+    assert results[0].error and "malformed JSON" in results[0].error
+    assert results[1].loaded == 1
