@@ -14,9 +14,13 @@ from fhirhub.config import Settings
 from fhirhub.embedded.fhir_package import package_dir
 from fhirhub.fhir.capability import ResourceSupport, ServerSupport, capability_statement
 from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.search.extract import Extractor
+from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
 from fhirhub.service.resources import ResourceService, Validator
+from fhirhub.service.search import SearchService
 from fhirhub.storage.mongo import connect
+from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
@@ -59,8 +63,33 @@ class Hub:
         return ResourceValidator(self.definitions)
 
     @cached_property
+    def search_registry(self) -> SearchRegistry:
+        return SearchRegistry(self.definitions)
+
+    @cached_property
+    def extractor(self) -> Extractor:
+        return Extractor(self.definitions, self.search_registry, self.settings.fhir_base)
+
+    @cached_property
+    def search(self) -> SearchService:
+        return SearchService(
+            SearchStore(self.db),
+            self.definitions,
+            self.search_registry,
+            self.extractor,
+            self.projector,
+            self.settings.fhir_base,
+        )
+
+    @cached_property
     def resources(self) -> ResourceService:
-        return ResourceService(self.store, self.definitions, self.validator)
+        return ResourceService(
+            self.store,
+            self.definitions,
+            self.validator,
+            self.extractor.extract,
+            self.search.find_versions,
+        )
 
     @cached_property
     def projector(self) -> Projector:

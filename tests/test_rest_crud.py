@@ -130,10 +130,10 @@ def test_conditional_create(client: FlaskClient) -> None:
     )
     assert_outcome(
         client.post(
-            "/fhir/Patient", json=patient(), headers={**FHIR_JSON, "If-None-Exist": "name=x"}
+            "/fhir/Patient", json=patient(), headers={**FHIR_JSON, "If-None-Exist": "nonsense=x"}
         ),
         400,
-        "not supported",
+        "unknown search parameter",
     )
 
 

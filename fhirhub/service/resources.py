@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,13 +19,17 @@ from fhirhub.fhir.errors import (
     PreconditionFailed,
     Unprocessable,
 )
-from fhirhub.fhir.search.query import ID_PATTERN, parse_query_string, require_supported
-from fhirhub.fhir.search.tokens import extract_index
+from fhirhub.fhir.search.query import ID_PATTERN
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import ResourceStore
 
 ETAG = re.compile(r'^(?:W/)?"([0-9]+)"$')
 MAX_CONDITIONAL_MATCHES = 2  # we only need to know "none", "one" or "more than one"
+
+
+Indexer = Callable[[dict[str, Any]], dict[str, Any]]
+# (resource type, query string, limit) -> current versions matching; raises on bad criteria
+Finder = Callable[[str, str, int], list[StoredVersion]]
 
 
 class Validator(Protocol):
@@ -50,10 +55,19 @@ def parse_etag(value: str) -> int:
 
 
 class ResourceService:
-    def __init__(self, store: ResourceStore, definitions: Definitions, validator: Validator):
+    def __init__(
+        self,
+        store: ResourceStore,
+        definitions: Definitions,
+        validator: Validator,
+        indexer: Indexer,
+        finder: Finder,
+    ):
         self.store = store
         self.definitions = definitions
         self.validator = validator
+        self.indexer = indexer
+        self.finder = finder
 
     # -- checks --------------------------------------------------------------------------
 
@@ -117,8 +131,12 @@ class ResourceService:
     def find(self, resource_type: str, query_string: str, purpose: str) -> list[StoredVersion]:
         # Clients (and official examples) often send ifNoneExist as "Patient?identifier=...".
         query_string = query_string.lstrip("?").removeprefix(f"{resource_type}?")
-        query = require_supported(parse_query_string(resource_type, query_string), purpose)
-        return self.store.search(query, MAX_CONDITIONAL_MATCHES)
+        if not query_string.strip("&"):
+            raise BadRequest(f"{purpose}: no search criteria given")
+        try:
+            return self.finder(resource_type, query_string, MAX_CONDITIONAL_MATCHES)
+        except BadRequest as error:
+            raise BadRequest(f"{purpose}: {error.diagnostics}") from None
 
     # -- writes --------------------------------------------------------------------------
 
@@ -150,7 +168,7 @@ class ResourceService:
             resource,
             method="POST",
             must_not_exist=True,
-            index=extract_index(resource),
+            index=self.indexer(resource),
             txn=txn,
         )
         return WriteResult(stored, created=True, warnings=warnings)
@@ -183,7 +201,7 @@ class ResourceService:
             resource,
             method=method,
             expected_version=expected,
-            index=extract_index(resource),
+            index=self.indexer(resource),
             txn=txn,
         )
         return WriteResult(stored, created=stored.version == 1, warnings=warnings)

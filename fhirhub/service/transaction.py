@@ -17,7 +17,6 @@ import orjson
 
 from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from fhirhub.fhir.references import is_conditional, rewrite_references
-from fhirhub.fhir.search.tokens import extract_index
 from fhirhub.service.bundle_entries import ORDER, EntryOp
 from fhirhub.service.resources import ResourceService, parse_etag
 from fhirhub.storage.store import PlannedWrite, fhir_instant
@@ -213,7 +212,7 @@ class TransactionProcessor:
             resource,
             op.method,
             prior,
-            extract_index(resource),
+            self.resources.indexer(resource),
         )
 
     # -- responses ------------------------------------------------------------------------

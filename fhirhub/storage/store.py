@@ -19,7 +19,6 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
-from fhirhub.fhir.search.query import SearchQuery
 from fhirhub.storage.documents import (
     HISTORY,
     INDEX_PREFIX,
@@ -30,7 +29,6 @@ from fhirhub.storage.documents import (
     resource_key,
     version_key,
 )
-from fhirhub.storage.query_translation import to_filter
 
 STALE_AFTER = timedelta(seconds=30)
 MAX_ATTEMPTS = 20
@@ -86,10 +84,6 @@ class ResourceStore:
 
     def pending_transactions(self) -> list[str]:
         return [doc["_id"] for doc in self.db[TRANSACTIONS].find({}, {"_id": 1})]
-
-    def search(self, query: SearchQuery, limit: int) -> list[StoredVersion]:
-        cursor = self.resources.find(to_filter(query)).limit(limit)
-        return [StoredVersion.from_doc(d) for d in cursor]
 
     # -- writes --------------------------------------------------------------------------
 

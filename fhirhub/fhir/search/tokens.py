@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 ANY_SYSTEM = "*"
 
 
@@ -22,19 +20,3 @@ def query_key(raw: str) -> str:
         return f"{ANY_SYSTEM}|{raw}"
     system, code = raw.split("|", 1)
     return f"{system}|{code}"
-
-
-def identifier_keys(resource: dict[str, Any]) -> list[str]:
-    found = resource.get("identifier")
-    identifiers = found if isinstance(found, list) else [found] if isinstance(found, dict) else []
-    keys: list[str] = []
-    for ident in identifiers:
-        if isinstance(ident, dict):
-            keys.extend(token_keys(ident.get("system"), ident.get("value")))
-    return sorted(set(keys))
-
-
-def extract_index(resource: dict[str, Any]) -> dict[str, list[str]]:
-    """Index fields stored next to the current version of a resource."""
-    keys = identifier_keys(resource)
-    return {"identifier": keys} if keys else {}

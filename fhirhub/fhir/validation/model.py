@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.validation.primitives import Checker, checker_for
 
 Json = dict[str, Any]
 
@@ -24,8 +25,11 @@ BEST_PRACTICE_EXT = SD_PREFIX + "elementdefinition-bestpractice"
 _SYSTEM_TYPES = {"String": "string", "Boolean": "boolean", "Integer": "integer"}
 _SYSTEM_TYPES |= {"Decimal": "decimal", "Date": "date", "DateTime": "dateTime", "Time": "time"}
 
-# Validated natively (see validator.py / references.py / xhtml.py): they apply to nearly every
-# element, or need things FHIRPath engines lack (htmlChecks(), descendants() of all kinds).
+# Primitive types whose '#id' values count as references to contained resources (dom-3).
+LOCAL_REF_TYPES = frozenset({"canonical", "uri", "url"})
+
+# Checked natively (walker.py, domain.py, references.py, xhtml.py): they apply to nearly every
+# element or resource, or need what FHIRPath engines lack (htmlChecks(), broad descendants()).
 NATIVE_CONSTRAINTS = frozenset(
     {"ele-1", "ext-1", "dom-2", "dom-3", "dom-4", "dom-5", "dom-6", "ref-1", "txt-1", "txt-2"}
 )
@@ -70,6 +74,7 @@ class Slot:
     __slots__ = (
         "base_path",
         "binding",
+        "check",
         "code",
         "element",
         "is_array",
@@ -78,6 +83,7 @@ class Slot:
         "max",
         "node",
         "profile",
+        "simple",
         "targets",
     )
 
@@ -93,6 +99,8 @@ class Slot:
         self.binding: str | None = None  # required-binding ValueSet URL
         self.targets: frozenset[str] | None = None  # Reference target types (None: any)
         self.base_path = code  # FHIRPath type context for element-level constraints
+        self.check: Checker = checker_for(code)  # used for PRIMITIVE slots only
+        self.simple = False  # PRIMITIVE needing nothing beyond `check` (the walker's fast path)
 
 
 class TypeNode:
@@ -116,7 +124,7 @@ class TypeNode:
         self.slots: dict[str, Slot] = {}
         self.by_name: dict[str, Element] = {}
         self.required: list[tuple[Element, tuple[str, ...]]] = []  # min > 0, keys that count
-        self.choices: list[tuple[Element, tuple[str, ...]]] = []
+        self.choices: list[tuple[Element, frozenset[str]]] = []
         self.constraints: tuple[Constraint, ...] = ()
         self.is_resource = False
         self.is_domain_resource = False
@@ -149,19 +157,20 @@ class ModelRegistry:
 
     def __init__(self, definitions: Definitions) -> None:
         self._defs = definitions
-        self._cache: dict[str, TypeNode] = {}
+        self._cache: dict[str, TypeNode] = {}  # datatypes, by name or profile URL
+        self._resources: dict[str, TypeNode] = {}
         self.primitive_types = frozenset(
             name for name, sd in definitions.datatypes.items() if sd["kind"] == "primitive-type"
         )
         self.resource_types = frozenset(definitions.resource_types)
 
     def resource(self, name: str) -> TypeNode | None:
-        node = self._cache.get(name)
+        node = self._resources.get(name)
         if node is None:
             sd = self._defs.resource_types.get(name)
             if sd is None:
                 return None
-            node = self._cache[name] = self._build(sd)
+            node = self._resources[name] = self._build(sd)
         return node
 
     def datatype(self, code: str, profile: str | None = None) -> TypeNode:
@@ -169,8 +178,11 @@ class ModelRegistry:
         node = self._cache.get(key)
         if node is None:
             sd = self._defs.structure_definitions.get(profile) if profile else None
-            if sd is None:
-                sd = self._defs.datatypes[code]
+            if sd is None:  # Element itself has no derivation, so it is not in .datatypes
+                sd = (
+                    self._defs.datatypes.get(code)
+                    or self._defs.structure_definitions[SD_PREFIX + code]
+                )
             node = self._cache[key] = self._build(sd)
         return node
 
@@ -255,9 +267,15 @@ class ModelRegistry:
         keys = tuple(s.key for s in element.slots)
         for slot in element.slots:
             node.slots[slot.key] = slot
+            slot.simple = (
+                slot.kind == PRIMITIVE
+                and slot.binding is None
+                and not element.constraints
+                and slot.code not in LOCAL_REF_TYPES
+            )
         node.by_name[element.name] = element
         if element.min > 0:
             companions = tuple("_" + k for k in keys if node.slots[k].kind == PRIMITIVE)
             node.required.append((element, keys + companions))
         if element.choice and len(keys) > 1:
-            node.choices.append((element, keys))
+            node.choices.append((element, frozenset(keys)))

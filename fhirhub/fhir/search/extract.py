@@ -1,0 +1,177 @@
+"""Index extraction at write time: every search parameter's values for one resource (pure).
+
+The same index entries answer database searches and in-memory matching (subscriptions), so
+both always agree on what a resource matches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.search.paths import PathCompiler, Walker, relative_walker
+from fhirhub.fhir.search.registry import BUILTIN, SearchParam, SearchRegistry
+from fhirhub.fhir.search.values import (
+    date_range,
+    normalize,
+    number_value,
+    quantity_units,
+    reference_entries,
+    string_entries,
+    token_entries,
+)
+
+COMPARTMENT_FIELD = "comp"
+COMPARTMENT_TYPES = ("Patient", "Encounter", "RelatedPerson", "Practitioner", "Device")
+
+
+def main_field(param: SearchParam) -> str:
+    """Name of the index field a parameter is stored under (before the storage prefix)."""
+    return f"{param.code}__lo" if param.type == "date" else param.code
+
+
+class Extractor:
+    def __init__(self, definitions: Definitions, registry: SearchRegistry, base: str):
+        self.definitions = definitions
+        self.registry = registry
+        self.base = base
+        self.compiler = PathCompiler(definitions)
+        self._walkers: dict[tuple[str, str], list[Walker]] = {}
+        self._compartments: dict[str, dict[str, list[str]]] = {}
+
+    def walkers(self, resource_type: str, param: SearchParam) -> list[Walker]:
+        key = (resource_type, param.url or param.code)
+        if key not in self._walkers:
+            self._walkers[key] = [
+                self.compiler.compile(resource_type, e) for e in param.expressions
+            ]
+        return self._walkers[key]
+
+    def values(self, resource: dict[str, Any], param: SearchParam) -> list[Any]:
+        out: list[Any] = []
+        for walker in self.walkers(resource["resourceType"], param):
+            out.extend(walker(resource))
+        return out
+
+    def extract(self, resource: dict[str, Any]) -> dict[str, Any]:
+        resource_type = resource["resourceType"]
+        index: dict[str, Any] = {}
+        for param in self.registry.params(resource_type).values():
+            if param.code in BUILTIN or not param.expressions:
+                continue
+            found = self.values(resource, param)
+            if found:
+                self._add(index, param, found)
+        compartments = self.compartments(resource, index)
+        if compartments:
+            index[COMPARTMENT_FIELD] = compartments
+        return index
+
+    def _add(self, index: dict[str, Any], param: SearchParam, found: list[Any]) -> None:
+        code, kind = param.code, param.type
+        if kind == "token":
+            keys, texts, types = [], [], []
+            for value in found:
+                k, t, ty = token_entries(value)
+                keys += k
+                texts += t
+                types += ty
+            _put(index, code, keys)
+            _put(index, f"{code}__text", texts)
+            _put(index, f"{code}__type", types)
+        elif kind == "string":
+            strings = [s for value in found for s in string_entries(value)]
+            _put(index, code, [normalize(s) for s in strings])
+            _put(index, f"{code}__exact", strings)
+        elif kind in ("reference",):
+            refs, idents = [], []
+            for value in found:
+                r, i = reference_entries(value, self.base)
+                refs += r
+                idents += i
+            _put(index, code, refs)
+            _put(index, f"{code}__identifier", idents)
+        elif kind == "uri":
+            _put(index, code, [v for v in found if isinstance(v, str)])
+        elif kind == "date":
+            ranges = [r for r in (date_range(v) for v in found) if r is not None]
+            if ranges:
+                index[f"{code}__lo"] = min(r[0] for r in ranges)
+                index[f"{code}__hi"] = max(r[1] for r in ranges)
+        elif kind in ("number", "quantity"):
+            numbers = [n for n in (number_value(v) for v in found) if n is not None]
+            _put(index, code, numbers)
+            if kind == "quantity":
+                _put(index, f"{code}__unit", [u for v in found for u in quantity_units(v)])
+        elif kind == "composite":
+            _put(index, code, self._composite(param, found))
+
+    def _composite(self, param: SearchParam, roots: list[Any]) -> list[str]:
+        """Combined keys 'first$second' for each root element (equality semantics)."""
+        combos: list[str] = []
+        for root in roots:
+            if not isinstance(root, dict):
+                continue
+            parts: list[list[str]] = []
+            for component in param.components:
+                sp = self.registry.by_url.get(component.definition)
+                if sp is None:
+                    return []
+                values = relative_walker(component.expression)(root)
+                parts.append(_component_keys(sp.get("type", ""), values))
+            keys = [""]
+            for options in parts:
+                keys = [f"{k}${o}" if k else o for k in keys for o in options]
+            combos += keys
+        return sorted(set(combos))
+
+    def compartments(self, resource: dict[str, Any], index: dict[str, Any]) -> list[str]:
+        resource_type = resource["resourceType"]
+        memberships: set[str] = set()
+        for compartment, params in self._compartment_params(resource_type).items():
+            for code in params:
+                if code == "{def}":
+                    if resource.get("id"):
+                        memberships.add(f"{compartment}/{resource['id']}")
+                    continue
+                for ref in index.get(code, []):
+                    if isinstance(ref, str) and ref.startswith(f"{compartment}/"):
+                        memberships.add(ref)
+        return sorted(memberships)
+
+    def _compartment_params(self, resource_type: str) -> dict[str, list[str]]:
+        if resource_type not in self._compartments:
+            found: dict[str, list[str]] = {}
+            for code in COMPARTMENT_TYPES:
+                cd = self.definitions.compartment_definitions.get(code)
+                for entry in (cd or {}).get("resource", []):
+                    if entry.get("code") == resource_type and entry.get("param"):
+                        found[code] = list(entry["param"])
+            if resource_type in COMPARTMENT_TYPES:
+                found.setdefault(resource_type, []).append("{def}")
+            self._compartments[resource_type] = found
+        return self._compartments[resource_type]
+
+
+def _component_keys(kind: str, values: list[Any]) -> list[str]:
+    keys: list[str] = []
+    for value in values:
+        if kind == "token":
+            keys += token_entries(value)[0]
+        elif kind == "string":
+            keys += [normalize(s) for s in string_entries(value)]
+        elif kind in ("quantity", "number"):
+            number = number_value(value)
+            if number is not None:
+                keys.append(_number_key(number))
+    return keys
+
+
+def _number_key(number: float) -> str:
+    return f"{number:.12g}"
+
+
+def _put(index: dict[str, Any], field: str, values: list[Any]) -> None:
+    if values:
+        unique = list(dict.fromkeys(values))
+        index[field] = unique

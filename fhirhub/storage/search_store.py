@@ -1,0 +1,82 @@
+"""Running translated searches against the `resources` collection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo.database import Database
+
+from fhirhub.storage.documents import INDEX_PREFIX, RESOURCES, StoredVersion
+
+Document = dict[str, Any]
+
+
+def current_document(stored: StoredVersion, index: dict[str, Any]) -> Document:
+    """The shape a current document has in the store (for in-memory matching)."""
+    return {
+        "_id": f"{stored.resource_type}/{stored.resource_id}",
+        "t": stored.resource_type,
+        "rid": stored.resource_id,
+        "v": stored.version,
+        "ts": stored.last_updated,
+        "del": stored.deleted,
+        **{INDEX_PREFIX + k: v for k, v in index.items()},
+    }
+
+
+def fresh_document(resource: dict[str, Any], moment: datetime, index: dict[str, Any]) -> Document:
+    return {
+        "_id": f"{resource['resourceType']}/{resource.get('id', '')}",
+        "t": resource["resourceType"],
+        "rid": resource.get("id", ""),
+        "ts": moment,
+        "del": False,
+        **{INDEX_PREFIX + k: v for k, v in index.items()},
+    }
+
+
+class SearchStore:
+    def __init__(self, db: Database):
+        self.resources = db[RESOURCES]
+
+    def find(
+        self,
+        query_filter: Document,
+        sort: list[tuple[str, int]],
+        skip: int,
+        limit: int,
+    ) -> list[Document]:
+        cursor = self.resources.find(query_filter)
+        if sort:
+            cursor = cursor.sort(sort)
+        if skip:
+            cursor = cursor.skip(skip)
+        return list(cursor.limit(limit))
+
+    def count(self, query_filter: Document) -> int:
+        return self.resources.count_documents(query_filter)
+
+    def by_keys(self, keys: Iterable[str]) -> list[Document]:
+        """One _id lookup per key: FerretDB pushes down `_id` equality but not `$in`."""
+        found = []
+        for key in dict.fromkeys(keys):
+            doc = self.resources.find_one({"_id": key, "del": False})
+            if doc is not None:
+                found.append(doc)
+        return found
+
+    def ids(self, query_filter: Document, limit: int) -> list[str]:
+        return [d["_id"] for d in self.resources.find(query_filter, {"_id": 1}).limit(limit)]
+
+    def field_values(self, query_filter: Document, field: str, limit: int) -> list[Any]:
+        values: list[Any] = []
+        for doc in self.resources.find(query_filter, {field: 1}).limit(limit):
+            found = doc.get(field, [])
+            values.extend(found if isinstance(found, list) else [found])
+        return values
+
+
+def to_stored(doc: Document) -> StoredVersion:
+    return StoredVersion.from_doc(doc)
