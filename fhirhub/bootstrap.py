@@ -12,7 +12,19 @@ log = logging.getLogger(__name__)
 
 # Fields used in equality filters, per collection (see embedded/pg_indexes.py).
 PUSHDOWN_FIELDS = {
-    "resources": ["_id", "t", "rid", "s_identifier"],
+    "resources": [
+        "_id",
+        "t",
+        "rid",
+        "s_identifier",
+        "s_comp",
+        "s_patient",
+        "s_subject",
+        "s_code",
+        "s_category",
+        "s_encounter",
+        "s_status",
+    ],
     "history": ["_id", "t", "rid", "txn", "pub"],
     "transactions": ["_id"],
 }

@@ -101,7 +101,9 @@ class SearchService:
         if resource_type is None:
             query_filter.pop("t", None)
         if compartment:
-            query_filter = merge_filters([query_filter, {COMPARTMENT_FIELD: compartment}])
+            query_filter = merge_filters(
+                [query_filter, {INDEX_PREFIX + COMPARTMENT_FIELD: compartment}]
+            )
         if query.summary == "count":
             return self._bundle([], self.store.count(query_filter), [], query, self_path, pairs)
         sort = sort_spec(query, self._date_codes(query.resource_type))
