@@ -53,6 +53,17 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     seed_on_empty: bool = True
     db_timeout_ms: int = 5000
+    # Notifications (subscriptions and care-team routing); see README "Notifications".
+    # Empty: loopback and public addresses with the embedded database (dev), public otherwise.
+    notify_allowed_hosts: str = ""
+    notify_timeout_ms: int = 10_000
+    notify_max_attempts: int = 10
+    notify_retry_base_ms: int = 1_000
+    notify_retry_max_ms: int = 300_000
+    worker_lease_ms: int = 30_000
+    worker_threads: int = 4
+    worker_poll_ms: int = 100
+    start_worker: bool = True
 
     @property
     def fhir_base(self) -> str:
@@ -104,4 +115,19 @@ class Settings:
             max_body_bytes=_int(env, "FHIRHUB_MAX_BODY_BYTES", defaults.max_body_bytes),
             seed_on_empty=_bool(env, "FHIRHUB_SEED", defaults.seed_on_empty),
             db_timeout_ms=_int(env, "FHIRHUB_DB_TIMEOUT_MS", defaults.db_timeout_ms),
+            notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
+            notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
+            notify_max_attempts=_int(
+                env, "FHIRHUB_NOTIFY_MAX_ATTEMPTS", defaults.notify_max_attempts
+            ),
+            notify_retry_base_ms=_int(
+                env, "FHIRHUB_NOTIFY_RETRY_BASE_MS", defaults.notify_retry_base_ms
+            ),
+            notify_retry_max_ms=_int(
+                env, "FHIRHUB_NOTIFY_RETRY_MAX_MS", defaults.notify_retry_max_ms
+            ),
+            worker_lease_ms=_int(env, "FHIRHUB_WORKER_LEASE_MS", defaults.worker_lease_ms),
+            worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),
+            worker_poll_ms=_int(env, "FHIRHUB_WORKER_POLL_MS", defaults.worker_poll_ms),
+            start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
         )

@@ -51,7 +51,7 @@ class Everything:
         docs = self.store.find(page_query, [("_id", 1)], 0, count + 1)
         more = len(docs) > count
         docs = docs[:count]
-        included = self._referenced(docs)
+        included = [d for d in self._referenced(docs) if not types or d["t"] in types]
         kept = [(k, v) for k, v in args.items() if k != "_cursor"]
         links = [{"relation": "self", "url": f"{self.base}/{self_path}?{urlencode(args)}"}]
         if more and docs:

@@ -135,6 +135,8 @@ class QueryParser:
         warnings: list[Issue] = []
         controls: dict[str, list[str]] = {}
         for key, raw in pairs:
+            if key in ("_include:iterate", "_revinclude:iterate"):
+                key, raw = key.split(":")[0], raw + ":iterate"
             if key in CONTROLS:
                 controls.setdefault(key, []).append(raw)
                 continue
