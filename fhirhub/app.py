@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from fhirhub.api import errors, health, metadata, rest, search
+from fhirhub.api import errors, health, metadata, rest, search, subscriptions
 from fhirhub.api.negotiation import response_mime
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
@@ -31,5 +31,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
     app.register_blueprint(metadata.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(rest.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(search.bp, url_prefix=FHIR_PREFIX)
+    app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(health.bp)
     return app

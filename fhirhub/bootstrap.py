@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 
 from fhirhub.hub import Hub
+from fhirhub.storage.deliveries import DeliveryStore
+from fhirhub.storage.delivery_leases import LeaseStore
+from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.transactions import recover
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,9 @@ PUSHDOWN_FIELDS = {
     ],
     "history": ["_id", "t", "rid", "txn", "pub"],
     "transactions": ["_id"],
+    "deliveries": ["_id", "sub", "st", "ev"],
+    "notify_ready": ["_id"],
+    "worker_leases": ["_id", "name"],
 }
 
 
@@ -40,6 +46,8 @@ def tune_embedded_database(hub: Hub) -> None:
 
 def prepare_database_contents(hub: Hub, seed: bool) -> None:
     hub.store.ensure_indexes()
+    DeliveryStore(hub.db).ensure_indexes()
+    LeaseStore(hub.db).ensure_indexes()
     tune_embedded_database(hub)
     recovered = recover(hub.store)
     if recovered:
@@ -48,3 +56,5 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
         from fhirhub.seed_loader import load_default_seed
 
         load_default_seed(hub)
+        # Seed data is a bulk load of history, not news: its Endpoints are placeholders.
+        OutboxStore(hub.db).publish_all_pending()

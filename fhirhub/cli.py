@@ -61,6 +61,21 @@ def serve(seed: bool | None) -> None:
     run_server(settings)
 
 
+@main.command()
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Delivery threads.")
+@one_line_errors
+def worker(threads: int | None) -> None:
+    """Deliver notifications (subscriptions, care teams) from the outbox until stopped."""
+    import logging
+
+    from fhirhub.runtime import running_hub
+    from fhirhub.worker.runner import NotificationWorker
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    with running_hub(Settings.from_env()) as hub:
+        NotificationWorker(hub, threads).run_until_signalled()
+
+
 @main.group()
 def db() -> None:
     """Manage the embedded FerretDB database (data under ./var)."""

@@ -17,11 +17,15 @@ from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
-from fhirhub.service.resources import ResourceService, Validator
+from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
+from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.mongo import connect
 from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
+from fhirhub.subscriptions.address_policy import AddressPolicy
+from fhirhub.subscriptions.hooks import write_hooks
+from fhirhub.subscriptions.status import SubscriberStatus
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -89,7 +93,20 @@ class Hub:
             self.validator,
             self.extractor.extract,
             self.search.find_versions,
+            self.write_hooks,
         )
+
+    @cached_property
+    def write_hooks(self) -> dict[str, WriteHook]:
+        def current(resource_type: str, resource_id: str) -> dict[str, Any] | None:
+            stored = self.store.current(resource_type, resource_id)
+            return stored.resource if stored is not None and not stored.deleted else None
+
+        return write_hooks(self.search, AddressPolicy.from_settings(self.settings), current)
+
+    @cached_property
+    def subscriber_status(self) -> SubscriberStatus:
+        return SubscriberStatus(self.resources, DeliveryStore(self.db))
 
     @cached_property
     def projector(self) -> Projector:

@@ -56,6 +56,9 @@ def serve(settings: Settings) -> None:
                 ]
             )
         )
+        if settings.start_worker:
+            # The notification worker delivers what the web processes commit to the outbox.
+            children.append(subprocess.Popen([sys.executable, "-m", "fhirhub.cli", "worker"]))
         click.echo(f"fhirhub serving {settings.fhir_base} (Ctrl-C stops it)", err=True)
         _wait(children)
     finally:

@@ -30,6 +30,9 @@ MAX_CONDITIONAL_MATCHES = 2  # we only need to know "none", "one" or "more than 
 Indexer = Callable[[dict[str, Any]], dict[str, Any]]
 # (resource type, query string, limit) -> current versions matching; raises on bad criteria
 Finder = Callable[[str, str, int], list[StoredVersion]]
+# Type-specific write rules beyond the validator (e.g. Subscription criteria): may raise a
+# FhirError or set server-owned fields in the resource before it is written.
+WriteHook = Callable[[dict[str, Any]], None]
 
 
 class Validator(Protocol):
@@ -62,12 +65,14 @@ class ResourceService:
         validator: Validator,
         indexer: Indexer,
         finder: Finder,
+        write_hooks: dict[str, WriteHook] | None = None,
     ):
         self.store = store
         self.definitions = definitions
         self.validator = validator
         self.indexer = indexer
         self.finder = finder
+        self.write_hooks = write_hooks or {}
 
     # -- checks --------------------------------------------------------------------------
 
@@ -92,6 +97,9 @@ class ResourceService:
             first = errors[0].diagnostics
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise BadRequest(f"resource is invalid: {first}{more}", issues)
+        hook = self.write_hooks.get(str(resource.get("resourceType")))
+        if hook is not None:
+            hook(resource)
         return issues
 
     def _check_body_type(self, resource: dict[str, Any], resource_type: str) -> None:

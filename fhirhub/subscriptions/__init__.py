@@ -1,0 +1,1 @@
+"""Subscriptions and care-team routing: who hears about which change, and in what form."""

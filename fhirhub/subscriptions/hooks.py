@@ -1,0 +1,133 @@
+"""Write-time rules for Subscription and notification Endpoints (run after validation).
+
+Subscription: criteria must parse with the search engine, channel must be rest-hook with an
+allowed http(s) endpoint, payload JSON or absent, headers "Name: value"; a `requested`
+Subscription is activated here, so clients never see it stuck in requested. Both kinds of
+subscriber get a signing secret when they have none; an update that omits it keeps the old
+one (a PUT of what the client knew must not silently rotate the key).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from fhirhub.fhir.errors import FhirError, Issue, Unprocessable
+from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolicy
+from fhirhub.subscriptions.model import (
+    CONTENT_MODES,
+    JSON_MIMES,
+    NOTIFICATION_CONTENT,
+    SIGNING_SECRET,
+    extension_value,
+    wants_notifications,
+)
+from fhirhub.subscriptions.payloads import parse_header_line
+from fhirhub.subscriptions.search_port import NotificationSearch
+
+WriteHook = Callable[[dict[str, Any]], None]
+# (type, id) -> the stored current resource, or None
+CurrentReader = Callable[[str, str], dict[str, Any] | None]
+MIN_SECRET_LENGTH = 16
+
+
+def _reject(expression: str, message: str) -> Unprocessable:
+    return Unprocessable(message, [Issue("business-rule", message, expression=(expression,))])
+
+
+class SubscriptionHook:
+    def __init__(self, search: NotificationSearch, policy: AddressPolicy, current: CurrentReader):
+        self.search = search
+        self.policy = policy
+        self.current = current
+
+    def __call__(self, resource: dict[str, Any]) -> None:
+        criteria = resource.get("criteria")
+        if not isinstance(criteria, str) or not criteria.strip():
+            raise _reject("Subscription.criteria", "Subscription.criteria is required")
+        try:
+            self.search.validate_criteria(criteria)
+        except FhirError as error:
+            raise _reject(
+                "Subscription.criteria", f"Subscription.criteria is not usable: {error.diagnostics}"
+            ) from None
+        channel = resource.get("channel") or {}
+        if channel.get("type") != "rest-hook":
+            raise _reject(
+                "Subscription.channel.type",
+                f"channel type {channel.get('type')!r} is not supported; use rest-hook",
+            )
+        try:
+            self.policy.check_url(str(channel.get("endpoint") or ""))
+        except AddressNotAllowed as error:
+            raise _reject("Subscription.channel.endpoint", f"channel.endpoint: {error}") from None
+        payload = channel.get("payload")
+        if payload is not None and payload not in JSON_MIMES:
+            raise _reject(
+                "Subscription.channel.payload",
+                f"payload {payload!r} is not supported; use application/fhir+json or omit it",
+            )
+        check_headers(channel.get("header"), "Subscription.channel.header")
+        if resource.get("status") == "requested":
+            resource["status"] = "active"
+            resource.pop("error", None)
+        ensure_secret(resource, self.current)
+
+
+def endpoint_hook(current: CurrentReader) -> WriteHook:
+    def hook(resource: dict[str, Any]) -> None:
+        if not wants_notifications(resource):
+            return
+        content = extension_value(resource, NOTIFICATION_CONTENT, "valueCode")
+        if content is not None and content not in CONTENT_MODES:
+            raise _reject(
+                "Endpoint.extension",
+                f"notification-content must be one of {', '.join(CONTENT_MODES)}",
+            )
+        check_headers(resource.get("header"), "Endpoint.header")
+        ensure_secret(resource, current)
+
+    return hook
+
+
+def check_headers(headers: Any, expression: str) -> None:
+    for line in headers or []:
+        if not isinstance(line, str) or parse_header_line(line) is None:
+            raise _reject(expression, f"{expression} {str(line)[:60]!r} is not 'Name: value'")
+
+
+def ensure_secret(resource: dict[str, Any], current: CurrentReader) -> None:
+    given = extension_value(resource, SIGNING_SECRET, "valueString")
+    if given is not None:
+        if not isinstance(given, str) or len(given) < MIN_SECRET_LENGTH:
+            raise _reject(
+                f"{resource['resourceType']}.extension",
+                f"the signing secret must be at least {MIN_SECRET_LENGTH} characters",
+            )
+        return
+    previous = (
+        current(resource["resourceType"], str(resource["id"])) if resource.get("id") else None
+    )
+    # Kept only for the same destination: a create that happens to name an existing id
+    # must not inherit someone else's key.
+    same = previous is not None and destination(previous) == destination(resource)
+    secret = extension_value(previous, SIGNING_SECRET, "valueString") if previous and same else None
+    extensions = [e for e in resource.get("extension") or [] if e.get("url") != SIGNING_SECRET]
+    extensions.append({"url": SIGNING_SECRET, "valueString": secret or secrets.token_hex(32)})
+    resource["extension"] = extensions
+
+
+def destination(resource: dict[str, Any]) -> str:
+    if resource.get("resourceType") == "Subscription":
+        return str((resource.get("channel") or {}).get("endpoint"))
+    return str(resource.get("address"))
+
+
+def write_hooks(
+    search: NotificationSearch, policy: AddressPolicy, current: CurrentReader
+) -> dict[str, WriteHook]:
+    return {
+        "Subscription": SubscriptionHook(search, policy, current),
+        "Endpoint": endpoint_hook(current),
+    }

@@ -1,0 +1,1 @@
+"""Notification delivery: outbox dispatcher, delivery queues, outbound HTTP (only here)."""

@@ -1,0 +1,202 @@
+"""Delivery sessions: one worker thread drains one subscriber's queue under its lease.
+
+Per-subscriber order: deliveries go out oldest first and a failing one blocks those behind
+it (retried with exponential backoff) until it succeeds or is dead-lettered. Before each
+send the subscriber is read again and, for care-team Endpoints, the membership is resolved
+again, so a participant removed from the team gets nothing more, even what was queued.
+A send starts only while the lease has more than the timeout left, so another worker can
+take the queue over only after that send has finished or its process has died; the only
+duplicate is a resend after a crash between send and record (receivers de-duplicate on
+X-Fhirhub-Event-Id).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from fhirhub.storage.deliveries import DEAD, DELIVERED, SKIPPED, DeliveryStore
+from fhirhub.storage.delivery_leases import LeaseStore
+from fhirhub.storage.outbox import OutboxStore
+from fhirhub.subscriptions.events import ChangeEvent
+from fhirhub.subscriptions.model import Subscriber, endpoint_subscriber, subscription_subscriber
+from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
+from fhirhub.subscriptions.routing import CareTeamRouter, Reader
+from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.sender import Sender, SendResult
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+MAX_PER_SESSION = 200  # then give other queues a turn
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base: timedelta
+    cap: timedelta
+
+    def delay(self, attempts: int) -> timedelta:
+        raw = min(self.base * (2 ** min(attempts - 1, 30)), self.cap)
+        return raw * random.uniform(0.8, 1.2)
+
+
+@dataclass
+class Session:
+    key: str
+    subscriber: Subscriber | None = None
+    loaded: bool = False
+    members: dict[str, bool] = field(default_factory=dict)
+
+
+class DeliveryAgent:
+    def __init__(
+        self,
+        deliveries: DeliveryStore,
+        leases: LeaseStore,
+        outbox: OutboxStore,
+        router: CareTeamRouter,
+        read: Reader,
+        sender: Callable[[], Sender],
+        dead_letters: DeadLetters,
+        retry: RetryPolicy,
+        owner: str,
+        lease_duration: timedelta,
+        send_timeout: timedelta,
+        base: str,
+        clock: Callable[[], datetime],
+    ):
+        self.deliveries = deliveries
+        self.leases = leases
+        self.outbox = outbox
+        self.router = router
+        self.read = read
+        self.sender = sender
+        self.dead_letters = dead_letters
+        self.retry = retry
+        self.owner = owner
+        self.lease_duration = lease_duration
+        self.send_timeout = send_timeout
+        self.base = base
+        self.clock = clock
+
+    def drain(self, key: str, stop: threading.Event) -> bool:
+        """Deliver what is due for one subscriber. False: another worker holds its queue."""
+        lease = self.leases.acquire(f"queue:{key}", self.owner, self.lease_duration)
+        if lease is None:
+            return False
+        session = Session(key)
+        handled = 0
+        try:
+            while handled < MAX_PER_SESSION and not stop.is_set():
+                batch = self.deliveries.pending(key, BATCH)
+                if not batch:
+                    self.deliveries.clear_token(key)
+                    if not self.deliveries.pending(key, 1):
+                        return True
+                    self.deliveries.defer(key, self.clock())  # raced with the dispatcher
+                    continue
+                for delivery in batch:
+                    now = self.clock()
+                    if delivery.get("next") and delivery["next"] > now:
+                        self.deliveries.defer(key, delivery["next"])
+                        return True
+                    spare = lease.until - now - self.send_timeout
+                    if spare < self.lease_duration / 4 and not self.leases.renew(
+                        lease, self.lease_duration
+                    ):
+                        return True
+                    if not self._deliver(delivery, session):
+                        return True
+                    handled += 1
+                    if stop.is_set():
+                        return True
+            return True
+        finally:
+            self.leases.release(lease)
+
+    def _subscriber(self, session: Session) -> Subscriber | None:
+        if not session.loaded:
+            resource_type, resource_id = session.key.split("/", 1)
+            resource = self.read(resource_type, resource_id)
+            if resource is None:
+                session.subscriber = None
+            elif resource_type == "Subscription":
+                session.subscriber = subscription_subscriber(resource, self.clock())
+            else:
+                session.subscriber = endpoint_subscriber(resource)
+            session.loaded = True
+        return session.subscriber
+
+    def _still_member(self, session: Session, patients: list[str]) -> bool:
+        for patient in patients:
+            if patient not in session.members:
+                routes = self.router.routes(patient, self.clock())
+                session.members[patient] = session.key in routes
+            if session.members[patient]:
+                return True
+        return False
+
+    def _skip_reason(self, delivery: dict[str, Any], session: Session) -> str:
+        subscriber = self._subscriber(session)
+        if subscriber is None:
+            return f"{session.key} no longer exists"
+        if not subscriber.active:
+            return subscriber.reason
+        if not subscriber.accepts(delivery["t"]):
+            return f"{session.key} does not take {delivery['t']} notifications"
+        care_team = session.key.startswith("Endpoint/")
+        if care_team and not self._still_member(session, delivery.get("pat") or []):
+            return f"{session.key} is no longer on an active care team of the patient"
+        return ""
+
+    def _deliver(self, delivery: dict[str, Any], session: Session) -> bool:
+        """Send one delivery; False when the queue must wait (retry scheduled)."""
+        reason = self._skip_reason(delivery, session)
+        doc = None if reason else self.outbox.load(delivery["ev"])
+        if not reason and doc is None:
+            reason = f"{delivery['ev']} no longer exists"
+        if reason or doc is None or session.subscriber is None:
+            self.deliveries.finish(delivery["_id"], SKIPPED, {"err": reason, "at": self.clock()})
+            return True
+        subscriber = session.subscriber
+        event = ChangeEvent.from_history(doc)
+        attempts = int(delivery.get("n", 0)) + 1
+        bundle = None
+        if session.key.startswith("Endpoint/"):
+            bundle = care_team_bundle(
+                event,
+                self.base,
+                list(delivery.get("pat") or []),
+                list(delivery.get("teams") or []),
+                include_resource=not subscriber.id_only,
+                now=self.clock(),
+            )
+        note = build_notification(subscriber, event, attempts, bundle)
+        result = self.sender().send(subscriber.address, note.body, note.headers)
+        return self._record(delivery, session, attempts, result)
+
+    def _record(
+        self, delivery: dict[str, Any], session: Session, attempts: int, result: SendResult
+    ) -> bool:
+        now = self.clock()
+        fields: dict[str, Any] = {"n": attempts, "at": now, "code": result.status}
+        if result.ok:
+            self.deliveries.finish(delivery["_id"], DELIVERED, {**fields, "err": ""})
+            return True
+        fields["err"] = result.error
+        if result.permanent or attempts >= self.retry.max_attempts:
+            self.deliveries.finish(delivery["_id"], DEAD, fields)
+            self.dead_letters.record(session.key, delivery, attempts, result.error)
+            session.loaded = False  # its status has probably just changed to error
+            return True
+        next_at = now + self.retry.delay(attempts)
+        self.deliveries.retry_later(delivery["_id"], {**fields, "next": next_at})
+        self.deliveries.defer(session.key, next_at)
+        return False

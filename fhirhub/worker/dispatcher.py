@@ -1,0 +1,176 @@
+"""Dispatcher: committed outbox events -> per-subscriber deliveries, in commit order.
+
+One dispatcher at a time (a lease; any worker process can take over), handling events
+oldest first, so each subscriber's queue is filled in the order changes committed and the
+fan-out caches can be invalidated exactly. Steps per event: check it committed, compute its
+targets, insert the deliveries (idempotent keys), then mark the history document done.
+A crash between those steps repeats the event, never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from fhirhub.fhir.errors import FhirError
+from fhirhub.service.resources import ResourceService
+from fhirhub.storage.deliveries import PENDING, DeliveryStore, delivery_key
+from fhirhub.storage.delivery_leases import Lease, LeaseStore
+from fhirhub.storage.outbox import OutboxStore
+from fhirhub.subscriptions.events import ChangeEvent
+from fhirhub.subscriptions.fanout import FanOut, Target
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "dispatch"
+ORPHAN_AGE = timedelta(seconds=30)  # a plain write unfinished this long: its writer died
+ORPHAN_RECHECK = timedelta(seconds=5)
+POISON_LIMIT = 10
+EXPIRY_CHECK = timedelta(seconds=10)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        deliveries: DeliveryStore,
+        leases: LeaseStore,
+        fanout: FanOut,
+        resources: ResourceService,
+        owner: str,
+        lease_duration: timedelta,
+        clock: Callable[[], datetime],
+        on_enqueued: Callable[[], None] = lambda: None,
+    ):
+        self.outbox = outbox
+        self.deliveries = deliveries
+        self.leases = leases
+        self.fanout = fanout
+        self.resources = resources
+        self.owner = owner
+        self.lease_duration = lease_duration
+        self.clock = clock
+        self.on_enqueued = on_enqueued
+        self.lease: Lease | None = None
+        self._not_before: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
+        self._expiry_checked = clock() - EXPIRY_CHECK
+
+    def run(self, stop: threading.Event, poll_s: float) -> None:
+        while not stop.is_set():
+            try:
+                handled = self.run_once(stop)
+            except PyMongoError as error:
+                log.warning("dispatcher: database error, retrying: %s", error)
+                handled = 0
+                stop.wait(1.0)
+            if not handled:
+                stop.wait(poll_s)
+        if self.lease is not None:
+            self.leases.release(self.lease)
+            self.lease = None
+
+    def holds_lease(self) -> bool:
+        if self.lease is not None and self.clock() < self.lease.until - self.lease_duration / 2:
+            return True
+        if self.lease is not None and self.leases.renew(self.lease, self.lease_duration):
+            return True
+        self.lease = self.leases.acquire(LEASE_NAME, self.owner, self.lease_duration)
+        if self.lease is not None:
+            self.fanout.reset()  # another process may have handled events meanwhile
+        return self.lease is not None
+
+    def run_once(self, stop: threading.Event | None = None) -> int:
+        """Handle every pending committed event; returns how many were handled."""
+        if not self.holds_lease():
+            return 0
+        self._switch_off_ended()
+        handled = 0
+        for header in self.outbox.pending():
+            if stop is not None and stop.is_set():
+                break
+            if not self.holds_lease():
+                break
+            if self._handle(header):
+                handled += 1
+        return handled
+
+    def _handle(self, header: dict[str, Any]) -> bool:
+        key = header["_id"]
+        now = self.clock()
+        if self._not_before.get(key, now) > now:
+            return False
+        if not self.outbox.committed(header):
+            if now - header["ts"] > ORPHAN_AGE:
+                self._not_before[key] = now + ORPHAN_RECHECK
+            return False
+        doc = self.outbox.load(key)
+        if doc is None:
+            return False
+        try:
+            previous = self.outbox.previous_resource(doc) if doc.get("del") else None
+            event = ChangeEvent.from_history(doc, previous)
+            targets = self.fanout.targets(event)
+        except PyMongoError:
+            raise
+        except Exception:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            log.exception("dispatcher: cannot fan out %s (attempt %d)", key, failures)
+            if failures < POISON_LIMIT:
+                self._not_before[key] = now + timedelta(seconds=2**failures)
+                return False
+            log.error("dispatcher: giving up on %s; no notifications for it", key)
+            targets = []
+        self.deliveries.enqueue([delivery_doc(event_of(doc), t, now) for t in targets], now)
+        self.outbox.mark_published(key)
+        self._not_before.pop(key, None)
+        self._failures.pop(key, None)
+        if targets:
+            self.on_enqueued()
+        return True
+
+    def _switch_off_ended(self) -> None:
+        now = self.clock()
+        if now - self._expiry_checked < EXPIRY_CHECK:
+            return
+        self._expiry_checked = now
+        for resource in self.fanout.expired_subscriptions():
+            version = (resource.get("meta") or {}).get("versionId")
+            try:
+                self.resources.update(
+                    "Subscription",
+                    str(resource["id"]),
+                    {**resource, "status": "off"},
+                    if_match=f'W/"{version}"' if version else None,
+                )
+            except FhirError as error:
+                log.warning("could not switch off ended Subscription/%s: %s", resource["id"], error)
+
+
+def event_of(doc: dict[str, Any]) -> ChangeEvent:
+    return ChangeEvent.from_history(doc)
+
+
+def delivery_doc(event: ChangeEvent, target: Target, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": delivery_key(target.subscriber, event.key),
+        "sub": target.subscriber,
+        "ev": event.key,
+        "eid": event.event_id,
+        "ts": event.timestamp,
+        "t": event.resource_type,
+        "rid": event.resource_id,
+        "v": event.version,
+        "op": event.operation,
+        "pat": list(target.patients),
+        "teams": list(target.care_teams),
+        "st": PENDING,
+        "n": 0,
+        "queued": now,
+    }

@@ -1,0 +1,80 @@
+"""What a dead letter leaves behind: an AuditEvent, and the subscriber switched to error.
+
+R4 has Subscription.status `error` with Subscription.error for this; Endpoint.status has
+`error` too. While in error a subscriber gets no new deliveries and queued ones are skipped,
+so a receiver that is gone does not build an endless backlog; setting it back to active
+(or a Subscription to requested) resumes notifications. The AuditEvents carry a tag the
+fan-out ignores, so they never cause notifications themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from fhirhub.fhir.errors import FhirError
+from fhirhub.service.resources import ResourceService
+from fhirhub.storage.store import fhir_instant
+from fhirhub.subscriptions.model import TAG_SYSTEM
+
+log = logging.getLogger(__name__)
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+
+
+def dead_letter_audit(
+    subscriber: str, delivery: dict[str, Any], attempts: int, error: str, now: datetime
+) -> dict[str, Any]:
+    version = f"{delivery['t']}/{delivery['rid']}/_history/{delivery['v']}"
+    return {
+        "resourceType": "AuditEvent",
+        "meta": {"tag": [{"system": TAG_SYSTEM, "code": "dead-letter"}]},
+        "type": {"system": DCM, "code": "110106", "display": "Export"},
+        "subtype": [{"system": TAG_SYSTEM, "code": "notification-dead-letter"}],
+        "action": "E",
+        "recorded": fhir_instant(now),
+        "outcome": "8",
+        "outcomeDesc": f"notification {delivery['eid']} to {subscriber} given up after "
+        f"{attempts} attempt(s): {error}"[:1000],
+        "agent": [{"who": {"display": "fhirhub notification worker"}, "requestor": False}],
+        "source": {"observer": {"display": "fhirhub"}},
+        "entity": [
+            {"what": {"reference": subscriber}, "description": "subscriber"},
+            {"what": {"reference": version}, "description": f"{delivery['op']} event"},
+        ],
+    }
+
+
+class DeadLetters:
+    def __init__(self, resources: ResourceService, clock: Callable[[], datetime]):
+        self.resources = resources
+        self.clock = clock
+
+    def record(self, subscriber: str, delivery: dict[str, Any], attempts: int, error: str) -> None:
+        now = self.clock()
+        try:
+            self.resources.create(
+                "AuditEvent", dead_letter_audit(subscriber, delivery, attempts, error, now)
+            )
+        except FhirError as failure:
+            log.error("could not record dead letter for %s: %s", subscriber, failure)
+        self._set_error(subscriber, error)
+
+    def _set_error(self, subscriber: str, error: str) -> None:
+        resource_type, resource_id = subscriber.split("/", 1)
+        try:
+            current = self.resources.read(resource_type, resource_id)
+        except FhirError:
+            return
+        resource = dict(current.resource or {})
+        if resource.get("status") != "active":
+            return
+        resource["status"] = "error"
+        if resource_type == "Subscription":
+            resource["error"] = f"notifications failed: {error}"[:500]
+        try:
+            self.resources.update(resource_type, resource_id, resource, if_match=current.etag)
+        except FhirError as failure:
+            log.warning("could not set %s to error: %s", subscriber, failure)

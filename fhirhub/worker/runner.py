@@ -1,0 +1,188 @@
+"""`fhirhub worker`: the dispatcher plus a pool of delivery threads in one process.
+
+Any number of these may run against one database: the dispatcher lease keeps one fan-out
+at a time and the per-subscriber leases keep each queue with one thread. Threads in this
+process are woken directly when the dispatcher queues work; other processes poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from fhirhub.fhir.errors import ConfigurationError, FhirError
+from fhirhub.hub import Hub
+from fhirhub.service.resources import ResourceService
+from fhirhub.storage.deliveries import DeliveryStore
+from fhirhub.storage.delivery_leases import LeaseStore
+from fhirhub.storage.outbox import OutboxStore
+from fhirhub.storage.store import utc_now_ms
+from fhirhub.subscriptions.address_policy import AddressPolicy
+from fhirhub.subscriptions.fanout import FanOut
+from fhirhub.subscriptions.routing import CareTeamRouter, Reader
+from fhirhub.worker.delivery import DeliveryAgent, RetryPolicy
+from fhirhub.worker.dispatcher import Dispatcher
+from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.sender import Sender
+
+log = logging.getLogger(__name__)
+
+# httpx applies the timeout per phase (connect, write, read), so a send may take up to three.
+PHASES = 3
+
+
+def reader(resources: ResourceService) -> Reader:
+    def read(resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        try:
+            return resources.read(resource_type, resource_id).resource
+        except FhirError:
+            return None
+
+    return read
+
+
+class NotificationWorker:
+    def __init__(self, hub: Hub, threads: int | None = None):
+        settings = hub.settings
+        timeout = timedelta(milliseconds=settings.notify_timeout_ms)
+        self.lease = timedelta(milliseconds=settings.worker_lease_ms)
+        if self.lease < timeout * (PHASES + 1):
+            raise ConfigurationError(
+                "FHIRHUB_WORKER_LEASE_MS must be at least 4 x FHIRHUB_NOTIFY_TIMEOUT_MS "
+                "(a send must end well before its lease)"
+            )
+        self.threads = threads or settings.worker_threads
+        self.poll_s = settings.worker_poll_ms / 1000
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stop = threading.Event()
+        self._wake = threading.Condition()
+        self._inflight: set[str] = set()
+        self._busy_until: dict[str, datetime] = {}
+        self._local = threading.local()
+        self._senders: list[Sender] = []
+        self.policy = AddressPolicy.from_settings(settings)
+        self.timeout_s = timeout.total_seconds()
+        clock = utc_now_ms
+        read = reader(hub.resources)
+        router = CareTeamRouter(hub.search, read, settings.fhir_base)
+        self.deliveries = DeliveryStore(hub.db)
+        leases = LeaseStore(hub.db)
+        outbox = OutboxStore(hub.db)
+        self.dispatcher = Dispatcher(
+            outbox,
+            self.deliveries,
+            leases,
+            FanOut(hub.search, router, clock),
+            hub.resources,
+            self.owner,
+            self.lease,
+            clock,
+            on_enqueued=self._notify,
+        )
+        self.agent = DeliveryAgent(
+            self.deliveries,
+            leases,
+            outbox,
+            router,
+            read,
+            self._sender,
+            DeadLetters(hub.resources, clock),
+            RetryPolicy(
+                settings.notify_max_attempts,
+                timedelta(milliseconds=settings.notify_retry_base_ms),
+                timedelta(milliseconds=settings.notify_retry_max_ms),
+            ),
+            self.owner,
+            self.lease,
+            timeout * PHASES,
+            settings.fhir_base,
+            clock,
+        )
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="notify")
+        self._background: list[threading.Thread] = []
+
+    def _sender(self) -> Sender:
+        sender: Sender | None = getattr(self._local, "sender", None)
+        if sender is None:
+            sender = Sender(self.policy, self.timeout_s)
+            self._local.sender = sender
+            self._senders.append(sender)
+        return sender
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def start(self) -> None:
+        for name, target in (("dispatch", self._dispatch), ("schedule", self._schedule)):
+            thread = threading.Thread(target=target, name=f"notify-{name}", daemon=True)
+            thread.start()
+            self._background.append(thread)
+
+    def _dispatch(self) -> None:
+        self.dispatcher.run(self.stop, self.poll_s)
+
+    def _schedule(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._submit_ready()
+            except Exception:
+                log.exception("notification scheduler")
+                self.stop.wait(1.0)
+            with self._wake:
+                self._wake.wait(self.poll_s)
+
+    def _submit_ready(self) -> None:
+        free = self.threads - len(self._inflight)
+        if free <= 0:
+            return
+        now = utc_now_ms()
+        ready = [
+            key
+            for key, at in self.deliveries.ready_tokens()
+            if at <= now and key not in self._inflight and self._busy_until.get(key, now) <= now
+        ]
+        random.shuffle(ready)  # spread queues across processes
+        for key in ready[:free]:
+            self._inflight.add(key)
+            self._pool.submit(self._drain, key)
+
+    def _drain(self, key: str) -> None:
+        try:
+            if not self.agent.drain(key, self.stop):
+                self._busy_until[key] = utc_now_ms() + timedelta(seconds=self.poll_s * 10)
+        except Exception:
+            log.exception("delivering to %s", key)
+        finally:
+            self._inflight.discard(key)
+            self._notify()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self.stop.set()
+        self._notify()
+        for thread in self._background:
+            thread.join(timeout)
+        self._pool.shutdown(wait=True)
+        for sender in self._senders:
+            sender.close()
+
+    def run_until_signalled(self) -> None:
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stop.set()
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        self.start()
+        log.warning("notification worker %s running (%d threads)", self.owner, self.threads)
+        while not self.stop.wait(0.5):
+            pass
+        self.shutdown()
