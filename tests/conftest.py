@@ -39,10 +39,9 @@ def definitions(base_settings: Settings) -> Definitions:
 
 
 @pytest.fixture(scope="session")
-def mongodb_uri(base_settings: Settings) -> Iterator[str]:
-    external = os.environ.get("FHIRHUB_TEST_MONGODB_URI")
-    if external:
-        yield external
+def embedded_database(base_settings: Settings) -> Iterator[EmbeddedDatabase | None]:
+    if os.environ.get("FHIRHUB_TEST_MONGODB_URI"):
+        yield None
         return
     root = Path(tempfile.mkdtemp(prefix="fhirhub-test-"))
     database = EmbeddedDatabase(
@@ -54,10 +53,15 @@ def mongodb_uri(base_settings: Settings) -> Iterator[str]:
     )
     database.start()
     try:
-        yield database.uri
+        yield database
     finally:
         database.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(embedded_database: EmbeddedDatabase | None) -> str:
+    return embedded_database.uri if embedded_database else os.environ["FHIRHUB_TEST_MONGODB_URI"]
 
 
 @pytest.fixture
@@ -77,6 +81,18 @@ def hub(settings: Settings, definitions: Definitions) -> Iterator[Hub]:
     finally:
         hub.client.drop_database(settings.db_name)
         hub.close()
+
+
+@pytest.fixture
+def indexed_hub(hub: Hub, embedded_database: EmbeddedDatabase | None) -> Hub:
+    """A hub whose database has the production indexes (for data-heavy tests)."""
+    hub.store.ensure_indexes()
+    if embedded_database is not None and embedded_database.postgres is not None:
+        from fhirhub.bootstrap import PUSHDOWN_FIELDS
+        from fhirhub.embedded.pg_indexes import ensure_gin_indexes
+
+        ensure_gin_indexes(embedded_database.postgres.port, hub.settings.db_name, PUSHDOWN_FIELDS)
+    return hub
 
 
 @pytest.fixture

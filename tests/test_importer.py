@@ -29,7 +29,8 @@ def importer(hub: Hub, state: ImportState | None) -> Importer:
     return Importer(BundleService(hub.resources, hub.settings.fhir_base), state)
 
 
-def test_synthea_with_shared_directory_bundles(hub: Hub, tmp_path: Path) -> None:
+def test_synthea_with_shared_directory_bundles(indexed_hub: Hub, tmp_path: Path) -> None:
+    hub = indexed_hub
     for name in (
         PATIENT_FILE,
         "hospitalInformation1633536936158.json",

@@ -47,8 +47,8 @@ QUERIES = [
 
 
 @pytest.fixture
-def seeded(hub: Hub) -> Hub:
-    hub.store.ensure_indexes()
+def seeded(indexed_hub: Hub) -> Hub:
+    hub = indexed_hub
     load_seed(hub, 6, seed=7, anchor=date(2025, 6, 1))
     return hub
 

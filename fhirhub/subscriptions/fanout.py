@@ -17,8 +17,7 @@ from typing import Any
 from fhirhub.fhir.errors import FhirError
 from fhirhub.subscriptions.events import ChangeEvent
 from fhirhub.subscriptions.model import Subscriber, ended, subscription_subscriber
-from fhirhub.subscriptions.routing import CareTeamRouter, Route
-from fhirhub.subscriptions.search_port import NotificationSearch
+from fhirhub.subscriptions.routing import CareTeamRouter, NotificationSearch, Route
 
 log = logging.getLogger(__name__)
 

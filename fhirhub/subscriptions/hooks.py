@@ -24,7 +24,7 @@ from fhirhub.subscriptions.model import (
     wants_notifications,
 )
 from fhirhub.subscriptions.payloads import parse_header_line
-from fhirhub.subscriptions.search_port import NotificationSearch
+from fhirhub.subscriptions.routing import NotificationSearch
 
 WriteHook = Callable[[dict[str, Any]], None]
 # (type, id) -> the stored current resource, or None

@@ -12,10 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fhirhub.subscriptions.model import Subscriber, endpoint_subscriber, period_active
-from fhirhub.subscriptions.search_port import NotificationSearch
+
+
+class NotificationSearch(Protocol):
+    """The SearchApi calls used here (service/search_api.py), restated because the
+    implementation returns the parsed query from validate_criteria where the contract
+    says None; notifications only rely on it raising."""
+
+    def find_resources(
+        self, resource_type: str, query_string: str, limit: int = 1000
+    ) -> list[dict[str, Any]]: ...
+
+    def matches(self, criteria: str, resource: dict[str, Any]) -> bool: ...
+
+    def validate_criteria(self, criteria: str) -> object: ...
+
+    def compartment_owners(self, resource: dict[str, Any], compartment: str) -> list[str]: ...
+
 
 # (type, id) -> current resource, or None when absent or deleted
 Reader = Callable[[str, str], dict[str, Any] | None]

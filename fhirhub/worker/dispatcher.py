@@ -31,7 +31,6 @@ LEASE_NAME = "dispatch"
 ORPHAN_AGE = timedelta(seconds=30)  # a plain write unfinished this long: its writer died
 ORPHAN_RECHECK = timedelta(seconds=5)
 POISON_LIMIT = 10
-EXPIRY_CHECK = timedelta(seconds=10)
 
 
 class Dispatcher:
@@ -59,7 +58,7 @@ class Dispatcher:
         self.lease: Lease | None = None
         self._not_before: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
-        self._expiry_checked = clock() - EXPIRY_CHECK
+        self._switched_off: set[str] = set()
 
     def run(self, stop: threading.Event, poll_s: float) -> None:
         while not stop.is_set():
@@ -136,12 +135,12 @@ class Dispatcher:
         return True
 
     def _switch_off_ended(self) -> None:
-        now = self.clock()
-        if now - self._expiry_checked < EXPIRY_CHECK:
-            return
-        self._expiry_checked = now
         for resource in self.fanout.expired_subscriptions():
             version = (resource.get("meta") or {}).get("versionId")
+            attempt = f"{resource['id']}/{version}"
+            if attempt in self._switched_off:
+                continue  # failed before; the cache is reloaded when it changes
+            self._switched_off.add(attempt)
             try:
                 self.resources.update(
                     "Subscription",
