@@ -24,6 +24,7 @@ from tests.test_notifications_support import (
     care_team,
     notification_settings,
     observation,
+    outbox_drained,
     wait_for,
 )
 
@@ -125,11 +126,12 @@ def test_two_workers_send_each_notification_once_in_order(
             setup = setups[i % 3]
             obs = body(create(client, observation(setup.patient, i)))
             written[setup.endpoint].append(f"Observation/{obs['id']}/_history/1")
+        wait_for(lambda: outbox_drained(hub), 20)
         for setup, receiver in zip(setups, receivers, strict=True):
-            wait_for(lambda r=receiver: len(r.requests) >= 13, 20, "all notifications")
-            wait_for(lambda s=setup: delivery_states(hub, s.endpoint) == Counter(delivered=13))
+            # Patient and CareTeam creates (routed at dispatch) and the 12 Observations
+            wait_for(lambda s=setup: delivery_states(hub, s.endpoint) == Counter(delivered=14), 20)
             ids = [r.headers["x-fhirhub-event-id"] for r in receiver.requests]
-            assert len(ids) == len(set(ids)) == 13  # no duplicates
+            assert len(ids) == len(set(ids)) == 14  # no duplicates
             observations = [f for f in receiver.focus() if f.startswith("Observation/")]
             assert observations == written[setup.endpoint]  # per-subscriber order
     finally:

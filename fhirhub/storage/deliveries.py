@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DELIVERIES = "deliveries"
 READY = "notify_ready"
@@ -58,7 +58,11 @@ class DeliveryStore:
         return [(d["_id"], d["at"]) for d in self.ready.find({})]
 
     def defer(self, subscriber: str, at: datetime) -> None:
-        self.ready.update_one({"_id": subscriber}, {"$set": {"at": at}}, upsert=True)
+        try:
+            self.ready.update_one({"_id": subscriber}, {"$set": {"at": at}}, upsert=True)
+        except DuplicateKeyError:
+            # FerretDB upserts as find-then-insert: the dispatcher's insert came in between.
+            self.ready.update_one({"_id": subscriber}, {"$set": {"at": at}})
 
     def clear_token(self, subscriber: str) -> None:
         self.ready.delete_one({"_id": subscriber})
