@@ -160,5 +160,52 @@ def import_command(paths: tuple[Path, ...], state_file: Path | None, restart: bo
         print_summary(results, time.monotonic() - started, console)
 
 
+@main.command()
+@click.option(
+    "--patients",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="How many patients (default: the small default set).",
+)
+@click.option(
+    "--seed",
+    "seed_value",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed; the same seed gives the same data.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the transaction bundles to this directory instead of loading them.",
+)
+@one_line_errors
+def seed(patients: int | None, seed_value: int, out: Path | None) -> None:
+    """Generate realistic seed data (deterministic) and load it, or write it as files."""
+    import time
+
+    from fhirhub.seed import DEFAULT_PATIENTS, write_bundles
+
+    count = patients or DEFAULT_PATIENTS
+    settings = Settings.from_env()
+    if out is not None:
+        files = write_bundles(out, count, seed_value, None)
+        click.echo(f"wrote {files} bundles for {count} patients to {out}")
+        return
+    from fhirhub.runtime import running_hub
+    from fhirhub.seed_loader import load_seed
+
+    with running_hub(settings) as hub:
+        started = time.monotonic()
+        written = load_seed(hub, count, seed=seed_value)
+        elapsed = time.monotonic() - started
+        click.echo(
+            f"loaded {written} resources for {count} patients in {elapsed:.1f} s "
+            f"({written / max(elapsed, 1e-6):.0f} resources/s)"
+        )
+
+
 if __name__ == "__main__":
     main()

@@ -81,6 +81,14 @@ class DeliveryStore:
     def retry_later(self, delivery_id: str, fields: dict[str, Any]) -> None:
         self.deliveries.update_one({"_id": delivery_id}, {"$set": fields})
 
+    def prune(self, before: datetime) -> int:
+        """Forget finished deliveries last touched before `before` (dead letters stay)."""
+        removed = 0
+        for state in (DELIVERED, SKIPPED):
+            query = {"st": state, "at": {"$lt": before}}
+            removed += self.deliveries.delete_many(query).deleted_count
+        return removed
+
     # -- queries ---------------------------------------------------------------------------
 
     def counts(self, subscriber: str) -> dict[str, int]:

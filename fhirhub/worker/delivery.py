@@ -163,7 +163,8 @@ class DeliveryAgent:
         if not reason and doc is None:
             reason = f"{delivery['ev']} no longer exists"
         if reason or doc is None or session.subscriber is None:
-            self.deliveries.finish(delivery["_id"], SKIPPED, {"err": reason, "at": self.clock()})
+            fields = {"err": reason, "at": self.clock(), "by": self.owner}
+            self.deliveries.finish(delivery["_id"], SKIPPED, fields)
             return True
         subscriber = session.subscriber
         event = ChangeEvent.from_history(doc)
@@ -186,7 +187,7 @@ class DeliveryAgent:
         self, delivery: dict[str, Any], session: Session, attempts: int, result: SendResult
     ) -> bool:
         now = self.clock()
-        fields: dict[str, Any] = {"n": attempts, "at": now, "code": result.status}
+        fields: dict[str, Any] = {"n": attempts, "at": now, "code": result.status, "by": self.owner}
         if result.ok:
             self.deliveries.finish(delivery["_id"], DELIVERED, {**fields, "err": ""})
             return True

@@ -31,6 +31,8 @@ LEASE_NAME = "dispatch"
 ORPHAN_AGE = timedelta(seconds=30)  # a plain write unfinished this long: its writer died
 ORPHAN_RECHECK = timedelta(seconds=5)
 POISON_LIMIT = 10
+RETENTION = timedelta(days=30)  # delivered/skipped records kept for $status
+PRUNE_EVERY = timedelta(hours=1)
 
 
 class Dispatcher:
@@ -59,6 +61,7 @@ class Dispatcher:
         self._not_before: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
         self._switched_off: set[str] = set()
+        self._pruned = clock() - PRUNE_EVERY
 
     def run(self, stop: threading.Event, poll_s: float) -> None:
         while not stop.is_set():
@@ -89,6 +92,10 @@ class Dispatcher:
         if not self.holds_lease():
             return 0
         self._switch_off_ended()
+        now = self.clock()
+        if now - self._pruned >= PRUNE_EVERY:
+            self._pruned = now
+            self.deliveries.prune(now - RETENTION)
         handled = 0
         for header in self.outbox.pending():
             if stop is not None and stop.is_set():
@@ -113,8 +120,7 @@ class Dispatcher:
             return False
         try:
             previous = self.outbox.previous_resource(doc) if doc.get("del") else None
-            event = ChangeEvent.from_history(doc, previous)
-            targets = self.fanout.targets(event)
+            targets = self.fanout.targets(ChangeEvent.from_history(doc, previous))
         except PyMongoError:
             raise
         except Exception:
@@ -125,8 +131,9 @@ class Dispatcher:
                 self._not_before[key] = now + timedelta(seconds=2**failures)
                 return False
             log.error("dispatcher: giving up on %s; no notifications for it", key)
-            targets = []
-        self.deliveries.enqueue([delivery_doc(event_of(doc), t, now) for t in targets], now)
+            targets = []  # one bad event must not hold up everything behind it forever
+        event = ChangeEvent.from_history(doc)
+        self.deliveries.enqueue([delivery_doc(event, t, now) for t in targets], now)
         self.outbox.mark_published(key)
         self._not_before.pop(key, None)
         self._failures.pop(key, None)
@@ -150,10 +157,6 @@ class Dispatcher:
                 )
             except FhirError as error:
                 log.warning("could not switch off ended Subscription/%s: %s", resource["id"], error)
-
-
-def event_of(doc: dict[str, Any]) -> ChangeEvent:
-    return ChangeEvent.from_history(doc)
 
 
 def delivery_doc(event: ChangeEvent, target: Target, now: datetime) -> dict[str, Any]:

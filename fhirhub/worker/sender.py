@@ -48,16 +48,29 @@ class Sender:
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
         try:
-            target, host_header, sni = self._pin(url)
+            targets = self._pin(url)
         except AddressNotAllowed as error:
             return SendResult(False, error=f"address not allowed: {error}", permanent=True)
         except OSError as error:
             return SendResult(False, error=f"cannot resolve {url[:100]}: {error}")
-        request_headers = {**headers, "Host": host_header}
+        result = SendResult(False, error="no address")
+        for target, host_header, sni in targets:
+            result = self._post(target, host_header, sni, body, headers)
+            if result.status is not None or "ConnectError" not in result.error:
+                break  # only a refused connection is worth trying the next address for
+        return result
+
+    def _post(
+        self, target: str, host_header: str, sni: str | None, body: bytes, headers: dict[str, str]
+    ) -> SendResult:
         extensions = {"sni_hostname": sni} if sni else {}
         try:
             with self.client.stream(
-                "POST", target, content=body, headers=request_headers, extensions=extensions
+                "POST",
+                target,
+                content=body,
+                headers={**headers, "Host": host_header},
+                extensions=extensions,
             ) as response:
                 status = response.status_code
         except httpx.TimeoutException:
@@ -68,16 +81,19 @@ class Sender:
             return SendResult(True, status)
         return SendResult(False, status, f"HTTP {status}")
 
-    def _pin(self, url: str) -> tuple[str, str, str | None]:
+    def _pin(self, url: str) -> list[tuple[str, str, str | None]]:
+        """(URL with a checked address, Host header, TLS server name) per resolved address."""
         scheme, host, port = self.policy.check_url(url)
         addresses = self.resolver(host, port)
         self.policy.check_addresses(host, addresses)
-        address = addresses[0]
         parts = urlsplit(url)
-        is_v6 = ipaddress.ip_address(address.split("%", 1)[0]).version == 6
-        literal = f"[{address}]" if is_v6 else address
-        default_port = 443 if scheme == "https" else 80
-        netloc = literal if port == default_port else f"{literal}:{port}"
         host_header = parts.netloc.rsplit("@", 1)[-1]
-        target = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-        return target, host_header, host if scheme == "https" else None
+        default_port = 443 if scheme == "https" else 80
+        pinned = []
+        for address in addresses:
+            is_v6 = ipaddress.ip_address(address.split("%", 1)[0]).version == 6
+            literal = f"[{address}]" if is_v6 else address
+            netloc = literal if port == default_port else f"{literal}:{port}"
+            target = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+            pinned.append((target, host_header, host if scheme == "https" else None))
+        return pinned

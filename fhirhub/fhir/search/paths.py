@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import fhirpathpy
@@ -24,6 +25,8 @@ Step = Callable[[list[Any]], list[Any]]
 _CAST_SUFFIX = re.compile(r"^\((.+) as ([A-Za-z]+)\)$|^(.+) as ([A-Za-z]+)$")
 _SEGMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\((?:[^()]|\([^()]*\))*\))?")
 _WHERE_RESOLVE = re.compile(r"^\(resolve\(\) is ([A-Za-z]+)\)$")
+_MIDDLE_CAST = re.compile(r"^\(([A-Za-z.]+) as ([A-Za-z]+)\)\.")
+_EXTENSION = re.compile(r"^\('([^']+)'\)$")
 _WHERE_EQ = re.compile(r"^\(([A-Za-z]+)\s*=\s*'([^']*)'\)$")
 _AS = re.compile(r"^\(([A-Za-z]+)\)$")
 COMPLEX_CONTAINERS = {"BackboneElement", "Element"}
@@ -62,7 +65,7 @@ class PathCompiler:
             return _fhirpath_walker(expression)
 
     def _compile_fast(self, resource_type: str, expression: str) -> Walker:
-        expression = expression.strip()
+        expression = _MIDDLE_CAST.sub(r"\1.as(\2).", expression.strip())
         cast = _CAST_SUFFIX.match(expression)
         cast_type = None
         if cast:
@@ -87,6 +90,10 @@ class PathCompiler:
                     if pending
                     else []
                 )
+                context = None
+            elif name == "extension" and _EXTENSION.match(args):
+                url = _EXTENSION.match(args).group(1)  # type: ignore[union-attr]
+                steps.append(_extension_step(url))
                 context = None
             elif name == "where" and _WHERE_RESOLVE.match(args):
                 steps.append(_reference_type_step(_WHERE_RESOLVE.match(args).group(1)))  # type: ignore[union-attr]
@@ -177,6 +184,22 @@ def _field_step(names: list[str]) -> Step:
     return step
 
 
+def _extension_step(url: str) -> Step:
+    """`.extension('url')` as search parameters use it: the values of matching extensions."""
+
+    def step(nodes: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for node in nodes:
+            if not isinstance(node, dict):
+                continue
+            for extension in node.get("extension") or []:
+                if isinstance(extension, dict) and extension.get("url") == url:
+                    out.extend(v for k, v in extension.items() if k.startswith("value"))
+        return out
+
+    return step
+
+
 def _reference_type_step(resource_type: str) -> Step:
     marker = f"{resource_type}/"
 
@@ -199,6 +222,7 @@ def _equals_step(field: str, value: str) -> Step:
     return step
 
 
+@lru_cache(maxsize=1024)
 def relative_walker(expression: str) -> Walker:
     """Walker for an expression relative to an element (composite components): plain names
     and `.as(Type)` casts on choice elements; anything else falls back to fhirpathpy."""

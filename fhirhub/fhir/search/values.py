@@ -21,6 +21,8 @@ MAX_DATE = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 def normalize(text: str) -> str:
     """Case- and accent-insensitive form used by string search."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())
