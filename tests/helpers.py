@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
+
+from fhirhub.config import PROJECT_ROOT
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
@@ -40,3 +44,17 @@ def assert_outcome(response: TestResponse, status: int, fragment: str = "") -> d
         text = " ".join(i.get("diagnostics", "") for i in outcome["issue"])
         assert fragment in text, text
     return outcome
+
+
+def corpus_dir() -> Path:
+    """The shared real-data corpus (official R4 examples, Synthea): FHIRHUB_CORPUS_DIR, else
+    ../shared/fhir-corpus next to the checkout, else /work/shared/fhir-corpus."""
+    candidates = [
+        os.environ.get("FHIRHUB_CORPUS_DIR", ""),
+        str(PROJECT_ROOT.parent / "shared" / "fhir-corpus"),
+        "/work/shared/fhir-corpus",
+    ]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "r4-examples").is_dir():
+            return Path(candidate)
+    raise FileNotFoundError("fhir-corpus not found; set FHIRHUB_CORPUS_DIR")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import orjson
 
-from fhirhub.config import PROJECT_ROOT
 from fhirhub.fhir.references import iter_references
 from fhirhub.hub import Hub
 from fhirhub.importer.runner import Importer
@@ -14,14 +13,9 @@ from fhirhub.importer.sources import discover
 from fhirhub.importer.state import ImportState
 from fhirhub.service.bundles import BundleService
 from fhirhub.storage.documents import RESOURCES
+from tests.helpers import corpus_dir
 
-HIV = (
-    PROJECT_ROOT.parent
-    / "shared"
-    / "fhir-corpus"
-    / "synthea-r4"
-    / "google-fhir-data-pipes-synthea-hiv"
-)
+HIV = corpus_dir() / "synthea-r4" / "google-fhir-data-pipes-synthea-hiv"
 PATIENT_FILE = "Cecelia952_Romaguera67_f1731e33-dc55-4ee8-72d7-cece2e49bedd.json"
 
 

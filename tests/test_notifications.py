@@ -85,7 +85,11 @@ def test_update_and_delete_are_notified_in_order(
     ref = f"Observation/{obs['id']}"
     expected = [f"{ref}/_history/{v}" for v in (1, 2, 3)]
     wait_for(lambda: [f for f in receiver.focus() if f.startswith(ref)] == expected)
-    events = [r.headers["x-fhirhub-event"] for r in receiver.requests if ref in r.headers["x-fhirhub-resource"]]
+    events = [
+        r.headers["x-fhirhub-event"]
+        for r in receiver.requests
+        if ref in r.headers["x-fhirhub-resource"]
+    ]
     assert events == ["create", "update", "delete"]
     deleted = receiver.bundles()[-1]["entry"][0]
     assert "resource" not in deleted and deleted["request"] == {"method": "DELETE", "url": ref}
@@ -101,7 +105,10 @@ def test_id_only_and_resource_type_filter(
         payloadType=[{"coding": [types]}],
         extension=[
             {"url": CONTENT, "valueCode": "id-only"},
-            {"url": "https://fhirhub.example/fhir/StructureDefinition/notification-signing-secret", "valueString": "s3cret-for-tests-0123456789"},
+            {
+                "url": "https://fhirhub.example/fhir/StructureDefinition/notification-signing-secret",
+                "valueString": "s3cret-for-tests-0123456789",
+            },
         ],
     )
     condition = {
@@ -138,7 +145,9 @@ def test_removed_participant_gets_no_more_notifications(
     wait_for(lambda: f"Observation/{first['id']}/_history/1" in receiver.focus())
     patient_id = setup.patient.split("/")[1]
     other = body(create(client, {"resourceType": "PractitionerRole", "active": True}))
-    put(client, {**team_resource(patient_id, [f"PractitionerRole/{other['id']}"]), "id": setup.team})
+    put(
+        client, {**team_resource(patient_id, [f"PractitionerRole/{other['id']}"]), "id": setup.team}
+    )
     second = body(create(client, observation(setup.patient, 80)))
     wait_for(lambda: outbox_drained(hub))
     wait_for(lambda: hub.db["notify_ready"].count_documents({}) == 0, what="queues drained")
@@ -158,7 +167,9 @@ def test_membership_is_checked_again_at_delivery(
     patient_id = setup.patient.split("/")[1]
     put(client, {**team_resource(patient_id, []), "id": setup.team})
     receiver.start()
-    done = wait_for(lambda: (d := hub.db["deliveries"].find_one({"_id": key})) and d["st"] != "pending" and d)
+    done = wait_for(
+        lambda: (d := hub.db["deliveries"].find_one({"_id": key})) and d["st"] != "pending" and d
+    )
     assert done["st"] == "skipped" and "no longer on an active care team" in done["err"]
     assert not any(obs["id"] in f for f in receiver.focus())
 
@@ -186,7 +197,10 @@ def test_transaction_bundle_changes_are_notified(
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"resource": observation(setup.patient, v), "request": {"method": "POST", "url": "Observation"}}
+            {
+                "resource": observation(setup.patient, v),
+                "request": {"method": "POST", "url": "Observation"},
+            }
             for v in (1, 2)
         ],
     }

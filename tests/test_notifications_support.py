@@ -139,7 +139,9 @@ def endpoint(address: str, **extra: Any) -> dict[str, Any]:
             "system": f"{TERMINOLOGY}/endpoint-connection-type",
             "code": "hl7-fhir-rest",
         },
-        "payloadType": [{"coding": [{"system": f"{TERMINOLOGY}/endpoint-payload-type", "code": "any"}]}],
+        "payloadType": [
+            {"coding": [{"system": f"{TERMINOLOGY}/endpoint-payload-type", "code": "any"}]}
+        ],
         "payloadMimeType": ["application/fhir+json"],
         "address": address,
         "extension": [{"url": SIGNING, "valueString": SECRET}],
@@ -192,7 +194,12 @@ def observation(patient_ref: str, value: float = 72) -> dict[str, Any]:
         "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
         "subject": {"reference": patient_ref},
-        "valueQuantity": {"value": value, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+        "valueQuantity": {
+            "value": value,
+            "unit": "/min",
+            "system": "http://unitsofmeasure.org",
+            "code": "/min",
+        },
     }
 
 

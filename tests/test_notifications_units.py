@@ -101,7 +101,9 @@ def event(deleted: bool = False, version: int = 1) -> ChangeEvent:
 
 def test_care_team_payload_is_a_signed_history_bundle() -> None:
     subscriber = endpoint_subscriber({**endpoint("http://127.0.0.1/x"), "id": "e1"})
-    bundle = care_team_bundle(event(version=2), "http://h/fhir", ["Patient/p"], ["CareTeam/t"], True, NOW)
+    bundle = care_team_bundle(
+        event(version=2), "http://h/fhir", ["Patient/p"], ["CareTeam/t"], True, NOW
+    )
     note = build_notification(subscriber, event(version=2), 1, bundle)
     assert note.headers["X-Signature"] == sign(SECRET, note.body)
     assert note.headers["X-Fhirhub-Event"] == "update"
@@ -117,7 +119,11 @@ def test_deletes_carry_no_resource() -> None:
             "resourceType": "Subscription",
             "id": "s1",
             "status": "active",
-            "channel": {"type": "rest-hook", "endpoint": "http://x", "payload": "application/fhir+json"},
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": "http://x",
+                "payload": "application/fhir+json",
+            },
         },
         NOW,
     )
@@ -128,11 +134,15 @@ def test_deletes_carry_no_resource() -> None:
 
 def test_endpoint_conventions() -> None:
     types = {"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}
-    filtered = endpoint_subscriber({**endpoint("http://x"), "id": "e", "payloadType": [{"coding": [types]}]})
+    filtered = endpoint_subscriber(
+        {**endpoint("http://x"), "id": "e", "payloadType": [{"coding": [types]}]}
+    )
     assert filtered.accepts("Observation") and not filtered.accepts("Condition")
     off = endpoint_subscriber({**endpoint("http://x"), "id": "e", "status": "off"})
     assert not off.active and "off" in off.reason
-    other = endpoint_subscriber({**endpoint("mailto:a@b"), "id": "e", "connectionType": {"code": "direct-project"}})
+    other = endpoint_subscriber(
+        {**endpoint("mailto:a@b"), "id": "e", "connectionType": {"code": "direct-project"}}
+    )
     assert not other.active
 
 

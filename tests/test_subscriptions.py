@@ -70,10 +70,10 @@ def test_requested_subscription_is_activated_with_a_secret(client: FlaskClient) 
     del resource["extension"]
     created = body(create(client, resource))
     assert created["status"] == "active"
-    secret = [e for e in created["extension"] if e["url"] == SIGNING][0]["valueString"]
+    secret = next(e for e in created["extension"] if e["url"] == SIGNING)["valueString"]
     assert len(secret) >= 32
     updated = put(client, {k: v for k, v in created.items() if k != "extension"})
-    kept = [e for e in updated["extension"] if e["url"] == SIGNING][0]["valueString"]
+    kept = next(e for e in updated["extension"] if e["url"] == SIGNING)["valueString"]
     assert kept == secret  # an update that omits the secret keeps it
 
 
@@ -85,8 +85,26 @@ def test_requested_subscription_is_activated_with_a_secret(client: FlaskClient) 
         ({"channel": {"type": "websocket"}}, "not supported"),
         ({"channel": {"type": "rest-hook", "endpoint": "ftp://127.0.0.1/x"}}, "http(s)"),
         ({"channel": {"type": "rest-hook", "endpoint": "http://169.254.169.254/"}}, "not allow"),
-        ({"channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1/", "payload": "application/fhir+xml"}}, "payload"),
-        ({"channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1/", "header": ["bad header"]}}, "Name: value"),
+        (
+            {
+                "channel": {
+                    "type": "rest-hook",
+                    "endpoint": "http://127.0.0.1/",
+                    "payload": "application/fhir+xml",
+                }
+            },
+            "payload",
+        ),
+        (
+            {
+                "channel": {
+                    "type": "rest-hook",
+                    "endpoint": "http://127.0.0.1/",
+                    "header": ["bad header"],
+                }
+            },
+            "Name: value",
+        ),
     ],
 )
 def test_unusable_subscriptions_are_rejected(
@@ -108,7 +126,10 @@ def test_rest_hook_sends_matching_resources_with_headers(
         ),
     )
     subject = f"Patient/{body(create(client, patient()))['id']}"
-    other = {**observation(subject), "code": {"coding": [{"system": "http://loinc.org", "code": "1-8"}]}}
+    other = {
+        **observation(subject),
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1-8"}]},
+    }
     create(client, other)
     obs = body(create(client, observation(subject)))
     wait_for(lambda: receiver.requests, what="the rest-hook notification")
@@ -138,7 +159,9 @@ def test_failing_subscription_ends_in_error_with_audit_event(
     sub = body(create(client, subscription(receiver.url, criteria="Patient")))
     create(client, patient())
     errored = wait_for(
-        lambda: (r := body(client.get(f"/fhir/Subscription/{sub['id']}")))["status"] == "error" and r
+        lambda: (
+            (r := body(client.get(f"/fhir/Subscription/{sub['id']}")))["status"] == "error" and r
+        )
     )
     assert "HTTP 503" in errored["error"]
     status = body(client.get(f"/fhir/Subscription/{sub['id']}/$status"))
@@ -161,7 +184,12 @@ def test_off_and_ended_subscriptions_get_nothing(
 ) -> None:
     off = body(create(client, subscription(receiver.url, criteria="Patient")))
     put(client, {**off, "status": "off"})
-    ended = body(create(client, {**subscription(receiver.url, criteria="Patient"), "end": "2020-01-01T00:00:00Z"}))
+    ended = body(
+        create(
+            client,
+            {**subscription(receiver.url, criteria="Patient"), "end": "2020-01-01T00:00:00Z"},
+        )
+    )
     wait_for(
         lambda: body(client.get(f"/fhir/Subscription/{ended['id']}"))["status"] == "off",
         what="the ended subscription switched off",

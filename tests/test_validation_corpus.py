@@ -10,8 +10,9 @@ import pytest
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.errors import Issue
 from fhirhub.fhir.validation import ResourceValidator
+from tests.helpers import corpus_dir
 
-CORPUS = Path("/work/shared/fhir-corpus")
+CORPUS = corpus_dir()
 EXAMPLES = sorted((CORPUS / "r4-examples").glob("*.json"))
 SYNTHEA = sorted((CORPUS / "synthea-r4").glob("*/*.json"))
 

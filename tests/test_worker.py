@@ -34,7 +34,9 @@ def settings(base_settings: Settings, mongodb_uri: str) -> Settings:
     fresh = base_settings.with_overrides(
         mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}"
     )
-    return notification_settings(fresh, notify_max_attempts=100, worker_lease_ms=2000, notify_timeout_ms=500)
+    return notification_settings(
+        fresh, notify_max_attempts=100, worker_lease_ms=2000, notify_timeout_ms=500
+    )
 
 
 @pytest.fixture

@@ -47,7 +47,9 @@ def test_transaction_events_wait_for_commit_and_compensated_ones_never_go(
     dispatcher = NotificationWorker(hub).dispatcher
     dispatcher.run_once()
     for txn in ("committing", "failing"):
-        hub.db[TRANSACTIONS].insert_one({"_id": txn, "state": "pending", "ts": utc_now_ms(), "w": []})
+        hub.db[TRANSACTIONS].insert_one(
+            {"_id": txn, "state": "pending", "ts": utc_now_ms(), "w": []}
+        )
     kept = hub.resources.create("Observation", observation(setup.patient), txn="committing").stored
     lost = hub.resources.create("Observation", observation(setup.patient), txn="failing").stored
     kept_key = f"Observation/{kept.resource_id}/1"
@@ -60,7 +62,9 @@ def test_transaction_events_wait_for_commit_and_compensated_ones_never_go(
     dispatcher.run_once()
     assert deliveries_for(hub, kept_key) == 1
     assert hub.db[HISTORY].find_one({"_id": kept_key})["pub"] == PUB_DONE
-    assert deliveries_for(hub, lost_key) == 0 and hub.db[HISTORY].find_one({"_id": lost_key}) is None
+    assert (
+        deliveries_for(hub, lost_key) == 0 and hub.db[HISTORY].find_one({"_id": lost_key}) is None
+    )
 
 
 class CrashAfterEnqueue(OutboxStore):

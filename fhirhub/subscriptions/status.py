@@ -68,6 +68,8 @@ def _delivery_parts(delivery: dict[str, Any]) -> list[dict[str, Any]]:
         parts.append({"name": "last-error", "valueString": str(delivery["err"])})
     if delivery.get("next") and delivery["st"] == "pending":
         parts.append({"name": "next-attempt", "valueInstant": fhir_instant(delivery["next"])})
+    if delivery.get("by"):
+        parts.append({"name": "worker", "valueString": str(delivery["by"])})
     for patient in delivery.get("pat") or []:
         parts.append({"name": "patient", "valueReference": {"reference": patient}})
     return parts
