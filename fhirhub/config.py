@@ -64,6 +64,16 @@ class Settings:
     worker_threads: int = 4
     worker_poll_ms: int = 100
     start_worker: bool = True
+    # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.
+    auth: bool = True
+    auth_token_ttl: int = 3600
+    auth_refresh_ttl: int = 30 * 24 * 3600
+    auth_code_ttl: int = 60
+
+    @property
+    def auth_base(self) -> str:
+        """Where the authorization server lives: beside the FHIR base, under /auth."""
+        return self.fhir_base.removesuffix("/fhir") + "/auth"
 
     @property
     def fhir_base(self) -> str:
@@ -130,4 +140,8 @@ class Settings:
             worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),
             worker_poll_ms=_int(env, "FHIRHUB_WORKER_POLL_MS", defaults.worker_poll_ms),
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
+            auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
+            auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            auth_refresh_ttl=_int(env, "FHIRHUB_AUTH_REFRESH_TTL", defaults.auth_refresh_ttl),
+            auth_code_ttl=_int(env, "FHIRHUB_AUTH_CODE_TTL", defaults.auth_code_ttl),
         )

@@ -106,3 +106,22 @@ class UnsupportedMediaType(FhirError):
 class ServiceUnavailable(FhirError):
     def __init__(self, diagnostics: str):
         super().__init__(diagnostics, 503, "transient")
+
+
+class Unauthorized(FhirError):
+    """401: no valid access token; WWW-Authenticate tells the client what to do (RFC 6750)."""
+
+    def __init__(self, diagnostics: str, error: str | None = "invalid_token"):
+        challenge = 'Bearer realm="fhirhub"'
+        if error:
+            description = diagnostics.replace('"', "'")
+            challenge += f', error="{error}", error_description="{description}"'
+        super().__init__(diagnostics, 401, "login", headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(FhirError):
+    """403: the token is valid but its scopes or context do not allow this."""
+
+    def __init__(self, diagnostics: str):
+        challenge = 'Bearer realm="fhirhub", error="insufficient_scope"'
+        super().__init__(diagnostics, 403, "forbidden", headers={"WWW-Authenticate": challenge})

@@ -1,0 +1,83 @@
+"""Shared helpers for the bench scripts: start a private server, drive load, percentiles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def start_server(
+    var_dir: Path, db_port: int | None = None, pg_port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = free_port()
+    db_port = db_port or free_port()
+    pg_port = pg_port or free_port()
+    env = dict(
+        os.environ,
+        FHIRHUB_PORT=str(port),
+        FHIRHUB_DB_PORT=str(db_port),
+        FHIRHUB_PG_PORT=str(pg_port),
+        FHIRHUB_VAR_DIR=str(var_dir),
+        FHIRHUB_SEED="off",
+        FHIRHUB_DB_NAME="bench",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fhirhub.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    if not wait_for_port(port, 180):
+        proc.kill()
+        raise SystemExit("server did not start")
+    base = f"http://127.0.0.1:{port}/fhir"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{base}/metadata").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    return proc, base, f"mongodb://127.0.0.1:{db_port}/"
+
+
+def run_for(seconds: float, threads: int, op: Callable[[int], None]) -> tuple[float, list[float]]:
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    stop = time.monotonic() + seconds
+
+    def worker(n: int) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            t0 = time.perf_counter()
+            op(n * 1_000_000 + i)
+            latencies[n].append(time.perf_counter() - t0)
+            i += 1
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    elapsed = time.monotonic() - started
+    flat = [x for lat in latencies for x in lat]
+    return len(flat) / elapsed, flat
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000

@@ -1,0 +1,292 @@
+"""Notification benchmark: committed write -> care-team notification received.
+
+Usage: .venv/bin/python bench/notifications.py [--rate 50] [--seconds 20] [--backlog 1500]
+
+Starts its own `fhirhub serve` without a worker (embedded database under var/bench-notify,
+free ports, no seed) and a loopback HTTP receiver, creates --patients patients each with a
+CareTeam of two PractitionerRoles with their own Endpoint (so every Observation is two
+notifications), then:
+  1. latency: Observations POSTed at --rate per second for --seconds (open loop, paced),
+     with 1 and then 2 `fhirhub worker` processes; latency = receipt time - time the
+     POST returned (the write is committed then). p50/p95/p99/max per run.
+  2. throughput: --backlog Observations written with no worker running, then 2 workers
+     started; notifications/s from their start until the last one arrives.
+Not a test: numbers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
+
+FHIR = {"Content-Type": "application/fhir+json"}
+TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: dict[str, float] = {}  # "path resource-version" -> first receipt time
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                now = time.time()
+                key = f"{self.path} {self.headers.get('X-Fhirhub-Resource')}"
+                with receiver.lock:
+                    receiver.received.setdefault(key, now)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=lambda: self.server.serve_forever(0.05), daemon=True).start()
+
+    def count(self, prefix: str = "") -> int:
+        with self.lock:
+            return sum(1 for k in self.received if prefix in k)
+
+    def snapshot(self) -> dict[str, float]:
+        with self.lock:
+            return dict(self.received)
+
+
+def environment(var_dir: Path, receiver_port: int) -> tuple[dict[str, str], int]:
+    port = free_port()
+    return dict(
+        os.environ,
+        FHIRHUB_PORT=str(port),
+        FHIRHUB_DB_PORT=str(free_port()),
+        FHIRHUB_PG_PORT=str(free_port()),
+        FHIRHUB_VAR_DIR=str(var_dir),
+        FHIRHUB_SEED="off",
+        FHIRHUB_DB_NAME="bench_notify",
+        FHIRHUB_WORKER="off",
+        FHIRHUB_NOTIFY_ALLOWED_HOSTS="loopback",
+    ), port
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fhirhub.cli", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def post(client: httpx.Client, base: str, resource: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(f"{base}/{resource['resourceType']}", json=resource, headers=FHIR)
+    assert response.status_code == 201, response.text[:300]
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def set_up_patients(client: httpx.Client, base: str, receiver: Receiver, n: int) -> list[str]:
+    patients = []
+    for p in range(n):
+        patient = post(client, base, {"resourceType": "Patient", "name": [{"family": f"B{p}"}]})
+        members = []
+        for k in range(2):
+            endpoint = post(
+                client,
+                base,
+                {
+                    "resourceType": "Endpoint",
+                    "status": "active",
+                    "connectionType": {
+                        "system": f"{TERMINOLOGY}/endpoint-connection-type",
+                        "code": "hl7-fhir-rest",
+                    },
+                    "payloadType": [{"text": "any"}],
+                    "address": f"http://127.0.0.1:{receiver.port}/ep/{p}-{k}",
+                },
+            )
+            role = post(
+                client,
+                base,
+                {
+                    "resourceType": "PractitionerRole",
+                    "active": True,
+                    "endpoint": [{"reference": f"Endpoint/{endpoint['id']}"}],
+                },
+            )
+            members.append({"member": {"reference": f"PractitionerRole/{role['id']}"}})
+        team = {
+            "resourceType": "CareTeam",
+            "status": "active",
+            "subject": {"reference": f"Patient/{patient['id']}"},
+            "participant": members,
+        }
+        post(client, base, team)
+        patients.append(f"Patient/{patient['id']}")
+    return patients
+
+
+def observation(patient: str, value: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": patient},
+        "valueQuantity": {"value": value, "unit": "/min"},
+    }
+
+
+def paced(rate: float, seconds: float, threads: int, op: Callable[[int], None]) -> None:
+    """Open loop: write i is due at start + i/rate, whoever is free sends it."""
+    total = int(rate * seconds)
+    counter = iter(range(total))
+    lock = threading.Lock()
+    begin = time.monotonic()
+
+    def run() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            delay = begin + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            op(i)
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def latency_run(
+    base: str, receiver: Receiver, patients: list[str], rate: float, seconds: float
+) -> tuple[list[float], int]:
+    acked: dict[str, float] = {}
+    local = threading.local()
+
+    def write(i: int) -> None:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=60)
+        created = post(local.client, base, observation(patients[i % len(patients)], i))
+        acked[f"Observation/{created['id']}/_history/1"] = time.time()
+
+    paced(rate, seconds, 8, write)
+    expected = 2 * len(acked)
+
+    def ours() -> dict[str, float]:
+        return {k: t for k, t in receiver.snapshot().items() if k.split(" ", 1)[1] in acked}
+
+    wait_until(lambda: len(ours()) >= expected, 60)
+    latencies = [t - acked[k.split(" ", 1)[1]] for k, t in ours().items()]
+    return latencies, expected - len(latencies)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--backlog", type=int, default=1500)
+    parser.add_argument("--patients", type=int, default=20)
+    args = parser.parse_args()
+    var_dir = ROOT / "var" / "bench-notify"
+    subprocess.run(["rm", "-rf", str(var_dir)], check=True)
+    receiver = Receiver()
+    env, port = environment(var_dir, receiver.port)
+    server = start(["serve"], env)
+    workers: list[subprocess.Popen[bytes]] = []
+    base = f"http://127.0.0.1:{port}/fhir"
+    rows: list[str] = []
+    try:
+        if not wait_for_port(port, 180):
+            raise SystemExit("server did not start")
+        client = httpx.Client(timeout=60)
+        patients = set_up_patients(client, base, receiver, args.patients)
+        for count in (1, 2):
+            workers = [start(["worker"], env) for _ in range(count)]
+            wait_until(lambda: receiver.count("CareTeam/") >= 2 * len(patients), 60)
+            latencies, missing = latency_run(base, receiver, patients, args.rate, args.seconds)
+            rows.append(
+                f"latency, {count} worker(s), {args.rate:g} writes/s x {args.seconds:g} s: "
+                f"{len(latencies)} notifications, p50 {pct(latencies, 0.5):.0f} ms, "
+                f"p95 {pct(latencies, 0.95):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms, "
+                f"max {max(latencies) * 1000:.0f} ms, missing {missing}"
+            )
+            print(rows[-1], flush=True)
+            for worker in workers:
+                stop(worker)
+        before = receiver.count()
+        written = 0
+
+        def backlog_write(i: int) -> None:
+            nonlocal written
+            with httpx.Client(timeout=60) as c:
+                post(c, base, observation(patients[i % len(patients)], i))
+            written += 1
+
+        paced(10_000, args.backlog / 10_000, 16, backlog_write)
+        expected = before + 2 * args.backlog
+        seen = set(receiver.snapshot())
+        workers = [start(["worker"], env) for _ in range(2)]
+        done = wait_until(lambda: receiver.count() >= expected, 600)
+        times = sorted(t for k, t in receiver.snapshot().items() if k not in seen)
+        span = times[-1] - times[0]
+        rows.append(
+            f"throughput, 2 workers, backlog of {args.backlog} writes ({written} written): "
+            f"{len(times)} notifications in {span:.1f} s from first to last = "
+            f"{(len(times) - 1) / span:.0f} notifications/s" + ("" if done else " (timed out)")
+        )
+        print(rows[-1], flush=True)
+    finally:
+        for worker in workers:
+            stop(worker)
+        stop(server)
+        receiver.server.shutdown()
+    print("\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Authorization records (clients, users, pending requests, codes, tokens, keys) on pymongo.
+
+Fixed-schema hub records kept apart from FHIR resources. Secrets (codes, tokens, client
+secrets) are stored only as hashes, so a database dump cannot be replayed against the API.
+Single-document operations only (FerretDB has no multi-document transactions): one-time
+use of codes and assertion ids relies on a conditional update or a unique _id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+Record = dict[str, Any]
+
+CLIENTS = "auth_clients"
+USERS = "auth_users"
+REQUESTS = "auth_requests"
+CODES = "auth_codes"
+TOKENS = "auth_tokens"
+ASSERTIONS = "auth_assertions"
+KEYS = "auth_keys"
+LAUNCHES = "auth_launches"
+
+
+def secret_hash(secret: str) -> str:
+    # Tokens and codes are 256-bit random values, so one fast hash is enough (no salt needed).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuthStore:
+    def __init__(self, db: Database):
+        self.db = db
+        self._indexed = False
+
+    def ensure_indexes(self) -> None:
+        if self._indexed:
+            return
+        self.db[TOKENS].create_index([("grant", ASCENDING)], name="grant")
+        self.db[KEYS].create_index([("created", ASCENDING)], name="created")
+        self._indexed = True
+
+    # -- clients and users ------------------------------------------------------------------
+
+    def put_client(self, client: Record) -> None:
+        self.db[CLIENTS].replace_one({"_id": client["_id"]}, client, upsert=True)
+
+    def client(self, client_id: str) -> Record | None:
+        return self.db[CLIENTS].find_one({"_id": client_id})
+
+    def clients(self) -> list[Record]:
+        return list(self.db[CLIENTS].find({}, sort=[("_id", ASCENDING)]))
+
+    def remove_client(self, client_id: str) -> bool:
+        return self.db[CLIENTS].delete_one({"_id": client_id}).deleted_count == 1
+
+    def put_user(self, user: Record) -> None:
+        self.db[USERS].replace_one({"_id": user["_id"]}, user, upsert=True)
+
+    def user(self, username: str) -> Record | None:
+        return self.db[USERS].find_one({"_id": username})
+
+    def users(self) -> list[Record]:
+        return list(self.db[USERS].find({}, sort=[("_id", ASCENDING)]))
+
+    # -- short-lived records: pending requests, launches, codes -------------------------------
+
+    def put(self, collection: str, record: Record) -> None:
+        self.db[collection].insert_one(record)
+
+    def get_live(self, collection: str, key: str) -> Record | None:
+        record = self.db[collection].find_one({"_id": key})
+        if record is None or record["expires"] <= now():
+            return None
+        return record
+
+    def update(self, collection: str, key: str, changes: Record) -> None:
+        self.db[collection].update_one({"_id": key}, {"$set": changes})
+
+    def take_code(self, code: str) -> tuple[Record | None, bool]:
+        """(the code's record, whether this call is its first use). A second use returns the
+        record with False so the caller can revoke what the first use issued."""
+        key = secret_hash(code)
+        record = self.db[CODES].find_one_and_update(
+            {"_id": key, "used": False},
+            {"$set": {"used": True}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        if record is not None:
+            return record, True
+        return self.db[CODES].find_one({"_id": key}), False
+
+    def first_use_of_assertion(self, client_id: str, jti: str, expires: datetime) -> bool:
+        """Record a client assertion id; False when it was seen before (a replay)."""
+        try:
+            self.db[ASSERTIONS].insert_one({"_id": f"{client_id} {jti}", "expires": expires})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def purge_expired(self) -> None:
+        cutoff = {"expires": {"$lt": now()}}
+        for collection in (REQUESTS, CODES, ASSERTIONS, LAUNCHES, TOKENS):
+            self.db[collection].delete_many(cutoff)
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def put_token(self, token: str, record: Record) -> None:
+        self.db[TOKENS].insert_one({"_id": secret_hash(token), **record})
+
+    def token(self, token: str) -> Record | None:
+        record = self.db[TOKENS].find_one({"_id": secret_hash(token)})
+        if record is None or record.get("revoked") or record["expires"] <= now():
+            return None
+        return record
+
+    def revoke_grant(self, grant: str) -> None:
+        self.db[TOKENS].update_many({"grant": grant}, {"$set": {"revoked": True}})
+
+    # -- signing keys ------------------------------------------------------------------------
+
+    def keys(self) -> list[Record]:
+        """Newest first."""
+        return list(self.db[KEYS].find({}, sort=[("created", -1), ("_id", -1)]))
+
+    def add_key(self, record: Record) -> None:
+        self.db[KEYS].insert_one(record)
