@@ -207,5 +207,18 @@ def seed(patients: int | None, seed_value: int, out: Path | None) -> None:
         )
 
 
+@main.command()
+@click.option("--type", "resource_type", default=None, help="Only this resource type.")
+@one_line_errors
+def reindex(resource_type: str | None) -> None:
+    """Recompute search index fields (after SearchParameter resources change)."""
+    from fhirhub.runtime import running_hub
+
+    with running_hub(Settings.from_env()) as hub:
+        hub.custom_parameters.force()
+        changed = hub.store.reindex(resource_type, hub.extractor.extract)
+        click.echo(f"reindexed: {changed} resources changed")
+
+
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
+from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
 from fhirhub.storage.deliveries import DeliveryStore
@@ -71,6 +72,14 @@ class Hub:
         return SearchRegistry(self.definitions)
 
     @cached_property
+    def custom_parameters(self) -> CustomParameters:
+        return CustomParameters(self.db, self.search_registry)
+
+    def index_resource(self, resource: dict[str, Any]) -> dict[str, Any]:
+        self.custom_parameters.maybe_refresh()
+        return self.extractor.extract(resource)
+
+    @cached_property
     def extractor(self) -> Extractor:
         return Extractor(self.definitions, self.search_registry, self.settings.fhir_base)
 
@@ -83,6 +92,7 @@ class Hub:
             self.extractor,
             self.projector,
             self.settings.fhir_base,
+            before_search=self.custom_parameters.maybe_refresh,
         )
 
     @cached_property
@@ -91,7 +101,7 @@ class Hub:
             self.store,
             self.definitions,
             self.validator,
-            self.extractor.extract,
+            self.index_resource,
             self.search.find_versions,
             self.write_hooks,
         )

@@ -293,3 +293,43 @@ def test_injection_attempts_stay_values(client: FlaskClient) -> None:
     assert ids(client, "/fhir/Patient?name=(a|b)") == []
     assert ids(client, '/fhir/Patient?gender={"$ne":null}') == []
     assert ids(client, "/fhir/Patient?_id=$where") == []
+
+
+def test_posted_search_parameter_takes_effect_and_reindexes(client: FlaskClient) -> None:
+    from fhirhub.hub import Hub
+
+    hub: Hub = client.application.extensions["fhirhub"]
+    eye = "http://example.org/fhir/StructureDefinition/eye-colour"
+    put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "e1",
+            "extension": [{"url": eye, "valueString": "green"}],
+        },
+    )
+    parameter = {
+        "resourceType": "SearchParameter",
+        "id": "eye",
+        "url": "http://example.org/sp/eye",
+        "name": "eye",
+        "status": "active",
+        "description": "Eye colour",
+        "code": "eye-colour",
+        "base": ["Patient"],
+        "type": "string",
+        "expression": f"Patient.extension('{eye}')",
+    }
+    put(client, parameter)
+    hub.custom_parameters.force()
+    put(
+        client,
+        {
+            "resourceType": "Patient",
+            "id": "e2",
+            "extension": [{"url": eye, "valueString": "Green-grey"}],
+        },
+    )
+    assert ids(client, "/fhir/Patient?eye-colour=green") == ["e2"]  # e1 predates it
+    assert hub.store.reindex("Patient", hub.extractor.extract) >= 1
+    assert ids(client, "/fhir/Patient?eye-colour=green") == ["e1", "e2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ from fhirhub.fhir.search.extract import COMPARTMENT_FIELD, Extractor
 from fhirhub.fhir.search.query import Clause, QueryParser, SearchQuery
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
+from fhirhub.service import access
 from fhirhub.storage import filter_eval
 from fhirhub.storage.documents import INDEX_PREFIX, StoredVersion
 from fhirhub.storage.query_translation import NOTHING, merge_filters, sort_spec, to_filter
@@ -33,7 +35,9 @@ class SearchService:
         extractor: Extractor,
         projector: Projector,
         base: str,
+        before_search: Callable[[], None] = lambda: None,
     ):
+        self.before_search = before_search
         self.store = store
         self.definitions = definitions
         self.registry = registry
@@ -56,6 +60,7 @@ class SearchService:
     def find_versions(
         self, resource_type: str, query_string: str, limit: int
     ) -> list[StoredVersion]:
+        self.before_search()
         query = self.parser.parse_string(resource_type, query_string, strict=True)
         docs = self.store.find(self._filter(query), [], 0, limit)
         return [StoredVersion.from_doc(d) for d in docs]
@@ -96,6 +101,7 @@ class SearchService:
         compartment: str | None = None,
         self_path: str,
     ) -> dict[str, Any]:
+        self.before_search()
         query = self.parser.parse(resource_type or "Resource", pairs, strict)
         query_filter = self._filter(query)
         if resource_type is None:
@@ -172,11 +178,21 @@ class SearchService:
 
     # -- resolving chains and _has ------------------------------------------------------------
 
-    def _filter(self, query: SearchQuery) -> Document:
+    def _filter(self, query: SearchQuery, *, restricted: bool = True) -> Document:
         resolved = tuple(self._resolve(query.resource_type, c) for c in query.clauses)
         if any(c is None for c in resolved):
             return dict(NOTHING)
-        return to_filter(query.with_clauses(tuple(c for c in resolved if c)), self.base)
+        query_filter = to_filter(query.with_clauses(tuple(c for c in resolved if c)), self.base)
+        # Access control (SMART scopes): every search, chain and _has target is limited to
+        # what the request's token may search, so out-of-scope data never shapes a result.
+        policy = access.active()
+        limit = policy.search_filter(query.resource_type, "s") if restricted and policy else None
+        return query_filter if limit is None else merge_filters([query_filter, limit])
+
+    def criteria_filter(self, resource_type: str, query_string: str) -> Document:
+        """Database filter for criteria, without access limits (SMART v2 scope queries)."""
+        query = self.parser.parse_string(resource_type, query_string, strict=True)
+        return self._filter(query, restricted=False)
 
     def _resolve(self, resource_type: str, clause: Clause) -> Clause | None:
         """Chained and _has clauses become plain reference / _id clauses (None: no match)."""
@@ -224,7 +240,10 @@ class SearchService:
                     if include.reverse
                     else self._include(include, frontier)
                 )
-            fresh = [d for d in found if d["_id"] not in seen]
+            policy = access.active()
+            fresh = [
+                d for d in found if d["_id"] not in seen and (policy is None or policy.visible(d))
+            ]
             for doc in fresh:
                 seen.add(doc["_id"])
             included += fresh

@@ -229,6 +229,23 @@ class ResourceStore:
         fields = {k: old[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
         return self.resources.replace_one({"_id": key, "v": written}, fields).matched_count == 1
 
+    def reindex(
+        self, resource_type: str | None, index_of: Callable[[dict[str, Any]], Mapping[str, Any]]
+    ) -> int:
+        """Recompute the index fields of every live current document (after search
+        parameters change). Compare-and-swap on the version, so a concurrent write wins."""
+        query: dict[str, Any] = {"del": False}
+        if resource_type:
+            query["t"] = resource_type
+        changed = 0
+        for doc in self.resources.find(query):
+            fresh = {k: v for k, v in doc.items() if not k.startswith(INDEX_PREFIX)}
+            fresh.update({INDEX_PREFIX + k: v for k, v in index_of(doc["res"]).items()})
+            if fresh != doc:
+                result = self.resources.replace_one({"_id": doc["_id"], "v": doc["v"]}, fresh)
+                changed += result.modified_count
+        return changed
+
     # -- history -------------------------------------------------------------------------
 
     def history_page(

@@ -77,13 +77,25 @@ class SearchRegistry:
         for sp in definitions.search_parameters:
             self.by_url[sp["url"]] = sp
         self._custom: list[dict[str, Any]] = []
+        self._core_urls = set(self.by_url)
 
-    def add_custom(self, sp: dict[str, Any]) -> None:
-        """A SearchParameter resource posted to the server (takes effect on new writes;
-        `fhirhub reindex` applies it to existing data)."""
-        self._custom = [c for c in self._custom if c.get("url") != sp.get("url")]
-        self._custom.append(sp)
-        self.by_url[sp["url"]] = sp
+    def set_custom(self, parameters: list[dict[str, Any]]) -> None:
+        """SearchParameter resources stored on the server: they take effect for new writes
+        and searches at once; `fhirhub reindex` applies them to existing data."""
+        usable = [
+            sp
+            for sp in parameters
+            if isinstance(sp.get("url"), str)
+            and sp.get("status") != "retired"
+            and isinstance(sp.get("expression"), str)
+            and sp.get("code") not in BUILTIN
+        ]
+        for sp in self._custom:
+            if sp["url"] not in self._core_urls:
+                self.by_url.pop(sp["url"], None)
+        self._custom = usable
+        for sp in usable:
+            self.by_url[sp["url"]] = sp
         self._by_type.clear()
 
     def params(self, resource_type: str) -> dict[str, SearchParam]:
