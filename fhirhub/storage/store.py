@@ -35,6 +35,17 @@ MAX_ATTEMPTS = 20
 
 Clock = Callable[[], datetime]
 
+SEARCH_INDEXES = (
+    ("t", "s_patient", "s_code"),
+    ("t", "s_patient", "s_date__lo"),
+    ("t", "s_subject", "s_code"),
+    ("t", "s_identifier"),
+    ("t", "s_code"),
+    ("t", "s_status"),
+    ("s_comp", "t"),
+    ("t", "s_date__lo"),
+)
+
 
 def utc_now_ms() -> datetime:
     # BSON dates hold milliseconds; truncate so meta.lastUpdated equals what is stored.
@@ -64,6 +75,17 @@ class ResourceStore:
         self.history.create_index([("ts", DESCENDING)], name="updated")
         self.history.create_index([("pub", ASCENDING), ("ts", ASCENDING)], name="outbox")
         self.history.create_index([("txn", ASCENDING)], name="transaction", sparse=True)
+        if not self.is_ferretdb():
+            # MongoDB: multikey indexes for the searches the hub's workflows run. FerretDB
+            # cannot use btree indexes for its pushed-down filters (see embedded/pg_indexes).
+            for fields in SEARCH_INDEXES:
+                self.resources.create_index(
+                    [(f, DESCENDING if f.endswith("__lo") else ASCENDING) for f in fields],
+                    name="search_" + "_".join(f.removeprefix(INDEX_PREFIX) for f in fields),
+                )
+
+    def is_ferretdb(self) -> bool:
+        return "ferretdbVersion" in self.db.client.admin.command("buildInfo")
 
     # -- reads ---------------------------------------------------------------------------
 
