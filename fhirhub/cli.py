@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from fhirhub.auth.cli import client, token, user
 from fhirhub.config import Settings
 from fhirhub.fhir.errors import HubError
 
@@ -152,7 +153,7 @@ def import_command(paths: tuple[Path, ...], state_file: Path | None, restart: bo
     with running_hub(settings) as hub:
         started = time.monotonic()
         results = run_import(
-            BundleService(hub.resources, settings.fhir_base),
+            BundleService(hub.resources, settings.fhir_base, hub.search.search_for_bundle),
             files,
             ImportState(state_path),
             console,
@@ -219,6 +220,11 @@ def reindex(resource_type: str | None) -> None:
         changed = hub.store.reindex(resource_type, hub.extractor.extract)
         click.echo(f"reindexed: {changed} resources changed")
 
+
+# SMART authorization: fhirhub token|client|user (fhirhub/auth/cli.py)
+main.add_command(token)
+main.add_command(client)
+main.add_command(user)
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ def load_seed(hub: Hub, patients: int, seed: int = 42, anchor: date | None = Non
     """Returns the number of resources written."""
     from fhirhub.seed import generate_bundles
 
-    bundles = BundleService(hub.resources, hub.settings.fhir_base)
+    bundles = BundleService(hub.resources, hub.settings.fhir_base, hub.search.search_for_bundle)
     written = 0
     for bundle in generate_bundles(patients, seed=seed, anchor=anchor):
         response = bundles.process(bundle)

@@ -233,3 +233,14 @@ def test_bundle_shape_errors(client: FlaskClient) -> None:
         {"resource": patient(id="d"), "request": {"method": "PUT", "url": "Patient/d"}},
     )
     assert_outcome(send(client, dup), 400, "more than once")
+
+
+def test_search_entries_in_batch_and_transaction(client: FlaskClient) -> None:
+    create(client, patient())
+    search = {"request": {"method": "GET", "url": "Patient?gender=male"}}
+    for kind in ("batch", "transaction"):
+        result = body(send(client, tx(search, kind=kind)))
+        entry = result["entry"][0]
+        assert entry["response"]["status"] == "200 OK"
+        assert entry["resource"]["type"] == "searchset"
+        assert len(entry["resource"]["entry"]) == 1
