@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint setup system-deps clean
+.PHONY: run test lint setup system-deps browser-deps clean
 
 run: $(STAMP)
 	$(BIN)/fhirhub serve
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/fhirhub setup
 	$(BIN)/ruff check fhirhub tests bench seed_data wsgi.py
 	$(BIN)/ruff format --check fhirhub tests bench seed_data wsgi.py
@@ -25,6 +25,15 @@ system-deps:
 		echo "installing Debian's postgresql package"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+# Headless Chromium for the SMART sign-in page tests (tests/test_smart_browser.py).
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and chromium-driver"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
+			|| echo "warning: chromium could not be installed; the browser test will be skipped"; \
 	fi
 
 $(STAMP): pyproject.toml | system-deps

@@ -85,6 +85,7 @@ def environment(var_dir: Path, receiver_port: int) -> tuple[dict[str, str], int]
         FHIRHUB_DB_NAME="bench_notify",
         FHIRHUB_WORKER="off",
         FHIRHUB_NOTIFY_ALLOWED_HOSTS="loopback",
+        FHIRHUB_AUTH="off",  # loopback only; the benchmark measures notifications
     ), port
 
 

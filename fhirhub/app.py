@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from flask import Flask, g, request
 
-from fhirhub.api import errors, health, metadata, rest, search, subscriptions
+from fhirhub.api import (
+    auth,
+    auth_audit,
+    auth_guard,
+    auth_pages,
+    errors,
+    health,
+    metadata,
+    rest,
+    search,
+    smart,
+    subscriptions,
+)
 from fhirhub.api.negotiation import response_mime
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
@@ -28,7 +40,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
             g.fhir_mime = response_mime(request.args.get("_format"), request.headers.get("Accept"))
 
     errors.register_error_handlers(app)
+    auth_guard.install(app, settings)  # SMART: authenticate /fhir requests, enforce scopes, audit
     app.register_blueprint(metadata.bp, url_prefix=FHIR_PREFIX)
+    app.register_blueprint(smart.bp, url_prefix=FHIR_PREFIX)
+    if settings.auth:
+        app.register_blueprint(auth_audit.bp, url_prefix=FHIR_PREFIX)
+    app.register_blueprint(auth.bp, url_prefix="/auth")
+    app.register_blueprint(auth_pages.bp, url_prefix="/auth")
     app.register_blueprint(rest.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(search.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)

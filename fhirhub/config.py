@@ -56,12 +56,12 @@ class Settings:
     # Notifications (subscriptions and care-team routing); see README "Notifications".
     # Empty: loopback and public addresses with the embedded database (dev), public otherwise.
     notify_allowed_hosts: str = ""
-    notify_timeout_ms: int = 10_000
+    notify_timeout_ms: int = 5_000
     notify_max_attempts: int = 10
     notify_retry_base_ms: int = 1_000
     notify_retry_max_ms: int = 300_000
     worker_lease_ms: int = 30_000
-    worker_threads: int = 4
+    worker_threads: int = 8
     worker_poll_ms: int = 100
     start_worker: bool = True
     # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.

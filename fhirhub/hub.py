@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from fhirhub.auth.discovery import capability_security
 from fhirhub.config import Settings
 from fhirhub.embedded.fhir_package import package_dir
 from fhirhub.fhir.capability import ResourceSupport, ServerSupport, capability_statement
@@ -27,6 +28,10 @@ from fhirhub.storage.store import ResourceStore
 from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.hooks import write_hooks
 from fhirhub.subscriptions.status import SubscriberStatus
+
+if TYPE_CHECKING:
+    from fhirhub.auth.audit import AuditLog
+    from fhirhub.auth.service import AuthService
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -119,6 +124,21 @@ class Hub:
         return SubscriberStatus(self.resources, DeliveryStore(self.db))
 
     @cached_property
+    def auth(self) -> AuthService:
+        from fhirhub.auth.service import AuthService
+        from fhirhub.storage.auth_store import AuthStore
+
+        return AuthService(
+            AuthStore(self.db), self.settings, self.search, self.extractor, self.definitions
+        )
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        from fhirhub.auth.audit import AuditLog
+
+        return AuditLog(self.db)
+
+    @cached_property
     def projector(self) -> Projector:
         return Projector(self.definitions)
 
@@ -150,10 +170,13 @@ class Hub:
             system_interactions=SYSTEM_INTERACTIONS,
             operations=(("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
             patch_formats=("application/json-patch+json",),
+            security=capability_security(self.settings) if self.settings.auth else None,
         )
 
     def capability_statement(self) -> dict[str, Any]:
         return capability_statement(self.settings.fhir_base, self._support, self.started)
 
     def close(self) -> None:
+        if "audit" in self.__dict__:
+            self.audit.close()
         self.client.close()

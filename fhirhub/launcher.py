@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from fhirhub.api.auth_guard import check_startup
 from fhirhub.bootstrap import prepare_database_contents
 from fhirhub.config import Settings
 from fhirhub.embedded.fhir_package import ensure_fhir_package
@@ -25,6 +26,7 @@ def serve(settings: Settings) -> None:
             f"port {settings.port} is already in use on {settings.host}: stop that program "
             "or set FHIRHUB_PORT"
         )
+    check_startup(settings)  # FHIRHUB_AUTH=off beyond loopback: refuse before starting
     ensure_fhir_package(settings.cache_dir)
     started_db = start_database(settings)
     children: list[subprocess.Popen[bytes]] = []
@@ -32,6 +34,7 @@ def serve(settings: Settings) -> None:
         hub = Hub(settings)
         try:
             prepare_database_contents(hub, seed=settings.seed_on_empty)
+            smart_lines = _smart_demo(hub)
         finally:
             hub.close()
         children.append(
@@ -60,11 +63,24 @@ def serve(settings: Settings) -> None:
             # The notification worker delivers what the web processes commit to the outbox.
             children.append(subprocess.Popen([sys.executable, "-m", "fhirhub.cli", "worker"]))
         click.echo(f"fhirhub serving {settings.fhir_base} (Ctrl-C stops it)", err=True)
+        for line in smart_lines:
+            click.echo(line, err=True)
         _wait(children)
     finally:
         _stop(children)
         if started_db is not None:
             started_db.stop()
+
+
+def _smart_demo(hub: Hub) -> list[str]:
+    """Development servers get a demo SMART app and instructions for a curl token."""
+    if not hub.settings.auth:
+        return ["WARNING: FHIRHUB_AUTH=off: the API accepts requests without authorization"]
+    if not hub.settings.uses_embedded_db:
+        return []
+    from fhirhub.auth.demo import ensure_demo
+
+    return ensure_demo(hub.auth)
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:

@@ -67,8 +67,9 @@ def mongodb_uri(embedded_database: EmbeddedDatabase | None) -> str:
 @pytest.fixture
 def settings(base_settings: Settings, mongodb_uri: str) -> Settings:
     # A fresh database per test keeps tests independent without restarting the server.
+    # Existing API tests call without tokens; SMART tests build apps with auth on.
     return base_settings.with_overrides(
-        mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}"
+        mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}", auth=False
     )
 
 
@@ -103,3 +104,53 @@ def app(settings: Settings, hub: Hub) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- SMART on FHIR: apps with authorization on (tests/test_auth*.py, tests/test_smart*.py) ----
+
+
+@pytest.fixture
+def auth_hub(settings: Settings, definitions: Definitions) -> Iterator[Hub]:
+    hub = Hub(settings.with_overrides(auth=True))
+    hub.__dict__["definitions"] = definitions
+    try:
+        yield hub
+    finally:
+        _close_auth_hub(hub)
+
+
+@pytest.fixture
+def auth_client(auth_hub: Hub) -> FlaskClient:
+    return create_app(auth_hub.settings, auth_hub).test_client()
+
+
+@pytest.fixture
+def live_server(settings: Settings, definitions: Definitions) -> Iterator[Hub]:
+    """The app with auth on, served over real HTTP on loopback (for real client libraries
+    and the browser); the hub's base URL is the server's own."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    live = settings.with_overrides(
+        auth=True, host="127.0.0.1", port=port, base_url=f"http://127.0.0.1:{port}/fhir"
+    )
+    hub = Hub(live)
+    hub.__dict__["definitions"] = definitions
+    server = make_server("127.0.0.1", port, create_app(live, hub), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hub
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        _close_auth_hub(hub)
+
+
+def _close_auth_hub(hub: Hub) -> None:
+    if "audit" in hub.__dict__:
+        hub.audit.flush()  # the writer thread must not recreate the dropped database
+    hub.client.drop_database(hub.settings.db_name)
+    hub.close()

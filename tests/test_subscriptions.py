@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,11 +27,9 @@ HEART_RATE = "Observation?code=http://loinc.org|8867-4"
 
 
 @pytest.fixture
-def settings(base_settings: Settings, mongodb_uri: str) -> Settings:
-    fresh = base_settings.with_overrides(
-        mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}"
-    )
-    return notification_settings(fresh, notify_max_attempts=3)
+def settings(settings: Settings) -> Settings:
+    """The shared fresh-database settings, with fast notification timings."""
+    return notification_settings(settings, notify_max_attempts=3)
 
 
 @pytest.fixture

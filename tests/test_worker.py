@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -30,12 +29,10 @@ from tests.test_notifications_support import (
 
 
 @pytest.fixture
-def settings(base_settings: Settings, mongodb_uri: str) -> Settings:
-    fresh = base_settings.with_overrides(
-        mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}"
-    )
+def settings(settings: Settings) -> Settings:
+    """The shared fresh-database settings, with fast notification timings."""
     return notification_settings(
-        fresh, notify_max_attempts=100, worker_lease_ms=2000, notify_timeout_ms=500
+        settings, notify_max_attempts=100, worker_lease_ms=2000, notify_timeout_ms=500
     )
 
 

@@ -4,7 +4,6 @@ leases under contention. Runs the dispatcher pass by pass (no threads) to be exa
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -29,11 +28,9 @@ from tests.test_notifications_support import (
 
 
 @pytest.fixture
-def settings(base_settings: Settings, mongodb_uri: str) -> Settings:
-    fresh = base_settings.with_overrides(
-        mongodb_uri=mongodb_uri, db_name=f"t_{uuid.uuid4().hex[:12]}"
-    )
-    return notification_settings(fresh)
+def settings(settings: Settings) -> Settings:
+    """The shared fresh-database settings, with fast notification timings."""
+    return notification_settings(settings)
 
 
 def deliveries_for(hub: Hub, event_key: str) -> int:

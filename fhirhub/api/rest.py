@@ -11,6 +11,7 @@ from fhirhub.api.requests import hub, patch_body, query_string, resource_body
 from fhirhub.api.responses import read_response, write_response
 from fhirhub.fhir.errors import BadRequest, Issue, UnsupportedMediaType
 from fhirhub.fhir.operation_outcome import outcome
+from fhirhub.service import access
 from fhirhub.service.history import HistoryRequest, history_bundle
 
 bp = Blueprint("rest", __name__)
@@ -97,7 +98,8 @@ def _history(resource_type: str | None, resource_id: str | None) -> Response:
     if resource_id:
         the_hub.resources.check_id(resource_id)
     req = HistoryRequest.from_args(resource_type, resource_id, request.args.to_dict())
-    return fhir_response(history_bundle(the_hub.store, _base(), req))
+    bundle = history_bundle(the_hub.store, _base(), req)
+    return fhir_response(access.restrict_bundle(bundle, resource_type))
 
 
 @bp.get("/<resource_type>/<resource_id>/_history")
@@ -146,5 +148,7 @@ def validate(resource_type: str, resource_id: str | None = None) -> Response:
 def batch_or_transaction() -> Response:
     from fhirhub.service.bundles import BundleService
 
-    result = BundleService(hub().resources, _base()).process(resource_body())
+    the_hub = hub()
+    searcher = the_hub.search.search_for_bundle
+    result = BundleService(the_hub.resources, _base(), searcher).process(resource_body())
     return fhir_response(result, 200)

@@ -8,6 +8,7 @@ from fhirhub.api.negotiation import SEARCH_BODY, check_request_mime
 from fhirhub.api.render import fhir_response
 from fhirhub.api.requests import hub
 from fhirhub.fhir.errors import NotFound
+from fhirhub.service import access
 from fhirhub.service.everything import Everything
 
 bp = Blueprint("search", __name__)
@@ -65,7 +66,10 @@ def _everything(compartment: str, owner_id: str | None) -> Response:
         the_hub.search.store, set(the_hub.definitions.resource_types), the_hub.settings.fhir_base
     )
     path = f"{compartment}/{owner_id}/$everything" if owner_id else f"{compartment}/$everything"
-    return fhir_response(runner.run(compartment, owner_id, request.args.to_dict(), path))
+    if owner_id is not None and access.active() is not None:
+        the_hub.resources.read(compartment, owner_id)  # the owner itself must be readable
+    bundle = runner.run(compartment, owner_id, request.args.to_dict(), path)
+    return fhir_response(access.restrict_bundle(bundle, compartment))
 
 
 @bp.get("/Patient/<owner_id>/$everything")

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import Key, KeySet, RSAKey
 
 from fhirhub.storage.auth_store import AuthStore, now
 
@@ -61,4 +61,5 @@ class KeyRing:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Claims of a token we signed (any published kid); raises joserfc errors."""
-        return dict(jwt.decode(token, KeySet(self._keys()), algorithms=[ALGORITHM]).claims)
+        keys = KeySet(list[Key](self._keys()))
+        return dict(jwt.decode(token, keys, algorithms=[ALGORITHM]).claims)

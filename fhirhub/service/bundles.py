@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhirhub.fhir.errors import FhirError, Issue
@@ -9,21 +10,25 @@ from fhirhub.fhir.operation_outcome import outcome
 from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service.bundle_entries import EntryOp, parse_bundle, parse_entry
 from fhirhub.service.resources import ResourceService, WriteResult
-from fhirhub.service.transaction import STATUS_TEXT, TransactionProcessor
+from fhirhub.service.transaction import STATUS_TEXT, TransactionProcessor, search_entry
 from fhirhub.storage.store import fhir_instant
+
+# (resource type, query parameters, self path) -> searchset Bundle
+Searcher = Callable[[str, list[tuple[str, str]], str], dict[str, Any]]
 
 
 class BundleService:
-    def __init__(self, resources: ResourceService, base: str):
+    def __init__(self, resources: ResourceService, base: str, searcher: Searcher | None = None):
         self.resources = resources
         self.base = base
+        self.searcher = searcher
 
     def process(self, bundle: dict[str, Any]) -> dict[str, Any]:
         kind = bundle.get("type")
         if kind == "batch" and isinstance(bundle.get("entry"), list):
             return self.batch(bundle["entry"])
         kind, ops = parse_bundle(bundle, self.base)
-        return TransactionProcessor(self.resources, self.base).run(ops)
+        return TransactionProcessor(self.resources, self.base, self.searcher).run(ops)
 
     def batch(self, entries: list[Any]) -> dict[str, Any]:
         responses = []
@@ -52,9 +57,7 @@ class BundleService:
         resource = self._resolve_conditional_refs(op.resource) if op.resource else None
         if op.method in ("GET", "HEAD"):
             if op.resource_id is None:
-                raise FhirError(
-                    "only read and vread are supported as batch GET entries", 400, "not-supported"
-                )
+                return search_entry(self.searcher, op)
             stored = (
                 service.vread(op.resource_type, op.resource_id, op.version_id)
                 if op.version_id

@@ -20,6 +20,7 @@ from fhirhub.fhir.errors import (
     Unprocessable,
 )
 from fhirhub.fhir.search.query import ID_PATTERN
+from fhirhub.service import access
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import ResourceStore
 
@@ -112,6 +113,12 @@ class ResourceService:
     # -- reads ---------------------------------------------------------------------------
 
     def read(self, resource_type: str, resource_id: str) -> StoredVersion:
+        access.guard_read(resource_type)
+        current = self._live(resource_type, resource_id)
+        access.guard_read(resource_type, current)
+        return current
+
+    def _live(self, resource_type: str, resource_id: str) -> StoredVersion:
         self.check_type(resource_type)
         self.check_id(resource_id)
         current = self.store.current(resource_type, resource_id)
@@ -126,6 +133,7 @@ class ResourceService:
 
     def vread(self, resource_type: str, resource_id: str, version_id: str) -> StoredVersion:
         self.check_type(resource_type)
+        access.guard_read(resource_type)
         self.check_id(resource_id)
         if not version_id.isdigit() or len(version_id) > 12:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:20]!r}")
@@ -134,6 +142,7 @@ class ResourceService:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
         if stored.deleted:
             raise Gone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
+        access.guard_read(resource_type, stored)
         return stored
 
     def find(self, resource_type: str, query_string: str, purpose: str) -> list[StoredVersion]:
@@ -169,6 +178,7 @@ class ResourceService:
             if matches:
                 return WriteResult(matches[0], created=False, existing=True)
         warnings = [] if validated else self.validate(resource)
+        access.guard_write("POST", resource_type, resource, None)
         new_id = resource_id or str(uuid.uuid4())
         stored = self.store.write(
             resource_type,
@@ -203,6 +213,9 @@ class ResourceService:
             )
         expected = parse_etag(if_match) if if_match else None
         warnings = [] if validated else self.validate(resource)
+        if access.active() is not None:
+            current = self.store.current(resource_type, resource_id)
+            access.guard_write(method, resource_type, resource, current)
         stored = self.store.write(
             resource_type,
             resource_id,
@@ -240,7 +253,7 @@ class ResourceService:
         *,
         if_match: str | None = None,
     ) -> WriteResult:
-        current = self.read(resource_type, resource_id)
+        current = self._live(resource_type, resource_id)
         expected = parse_etag(if_match) if if_match else current.version
         if current.version != expected:
             raise PreconditionFailed(
@@ -273,6 +286,7 @@ class ResourceService:
         self.check_type(resource_type)
         self.check_id(resource_id)
         current = self.store.current(resource_type, resource_id)
+        access.guard_write("DELETE", resource_type, None, current)
         if current is None or current.deleted:
             return None
         try:

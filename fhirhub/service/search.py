@@ -90,6 +90,13 @@ class SearchService:
         index = self.extractor.extract(resource)
         return [c for c in index.get(COMPARTMENT_FIELD, []) if c.startswith(f"{compartment}/")]
 
+    def search_for_bundle(
+        self, resource_type: str, pairs: list[tuple[str, str]], self_path: str
+    ) -> dict[str, Any]:
+        if resource_type not in self.definitions.resource_types:
+            raise BadRequest(f"unknown resource type {resource_type!r}")
+        return self.search(resource_type, pairs, self_path=self_path)
+
     # -- the search interaction ---------------------------------------------------------------
 
     def search(

@@ -11,12 +11,14 @@ import base64
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import jsonpatch
 import orjson
 
 from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from fhirhub.fhir.references import is_conditional, rewrite_references
+from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
 from fhirhub.service.resources import ResourceService, parse_etag
 from fhirhub.storage.store import PlannedWrite, fhir_instant
@@ -43,7 +45,8 @@ def _fail(op: EntryOp, error: FhirError) -> FhirError:
 
 
 class TransactionProcessor:
-    def __init__(self, resources: ResourceService, base: str):
+    def __init__(self, resources: ResourceService, base: str, searcher: Any = None):
+        self.searcher = searcher
         self.resources = resources
         self.store = resources.store
         self.base = base
@@ -185,6 +188,7 @@ class TransactionProcessor:
         if op.if_match and (not live or prior != parse_etag(op.if_match)):
             raise PreconditionFailed(f"ifMatch {op.if_match} does not match version {prior}")
         if op.method == "DELETE":
+            access.guard_write("DELETE", op.resource_type, None, current)
             if not live:
                 return None
             return PlannedWrite(op.resource_type, target.resource_id, None, "DELETE", prior, {})
@@ -205,6 +209,7 @@ class TransactionProcessor:
                 resource.pop("id", None)
         resource = self._rewrite(resource, mapping)
         self.resources.validate(resource)
+        access.guard_write(op.method, op.resource_type, resource, current)
         target.resource = resource
         return PlannedWrite(
             op.resource_type,
@@ -233,7 +238,7 @@ class TransactionProcessor:
         op = target.op
         if op.method in ("GET", "HEAD"):
             if op.resource_id is None:
-                raise BadRequest(f"{op.where}: only read and vread are supported as GET entries")
+                return search_entry(self.searcher, op)
             stored = (
                 self.resources.vread(op.resource_type, op.resource_id, op.version_id)
                 if op.version_id
@@ -259,6 +264,15 @@ class TransactionProcessor:
                 fhir_instant(current.last_updated),
             )
         return {"response": {"status": "204 No Content"}}
+
+
+def search_entry(searcher: Any, op: EntryOp) -> dict[str, Any]:
+    """A GET entry with search parameters: the searchset Bundle as the entry's resource."""
+    if searcher is None:
+        raise BadRequest(f"{op.where}: search entries are not supported here")
+    pairs = parse_qsl(op.query, keep_blank_values=True)
+    bundle = searcher(op.resource_type, pairs, op.resource_type)
+    return {"resource": bundle, "response": {"status": "200 OK"}}
 
 
 def _apply_patch(op: EntryOp, current: dict[str, Any]) -> dict[str, Any]:

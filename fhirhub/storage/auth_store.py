@@ -123,6 +123,9 @@ class AuthStore:
             return None
         return record
 
+    def revoke_token(self, key: str) -> None:
+        self.db[TOKENS].update_one({"_id": key}, {"$set": {"revoked": True}})
+
     def revoke_grant(self, grant: str) -> None:
         self.db[TOKENS].update_many({"grant": grant}, {"$set": {"revoked": True}})
 

@@ -102,6 +102,25 @@ class CareTeamRouter:
                         found[key].care_teams.append(team_ref)
         return found
 
+    def reaches(self, patient: str, endpoint_id: str, now: datetime) -> bool:
+        """Is the Endpoint still reached through an active care team of the patient? (The
+        delivery-time check: stops at the first path found, reads no Endpoints.)"""
+        teams = self.search.find_resources(
+            "CareTeam", f"patient={patient}&status=active", MAX_TEAMS
+        )
+        for team in teams:
+            if team.get("status") != "active" or not period_active(team.get("period"), now):
+                continue
+            for participant in team.get("participant") or []:
+                if not isinstance(participant, dict):
+                    continue
+                if not period_active(participant.get("period"), now):
+                    continue
+                ref = (participant.get("member") or {}).get("reference")
+                if endpoint_id in self._endpoints_of(local_reference(ref, self.base), now):
+                    return True
+        return False
+
     def _endpoints_of(self, member: tuple[str, str] | None, now: datetime) -> list[str]:
         if member is None:
             return []

@@ -21,12 +21,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fhirhub.storage.deliveries import DEAD, DELIVERED, SKIPPED, DeliveryStore
-from fhirhub.storage.delivery_leases import LeaseStore
+from fhirhub.storage.delivery_leases import Lease, LeaseStore
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.subscriptions.events import ChangeEvent
 from fhirhub.subscriptions.model import Subscriber, endpoint_subscriber, subscription_subscriber
 from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
+from fhirhub.worker.dispatcher import EventCache
 from fhirhub.worker.outcomes import DeadLetters
 from fhirhub.worker.sender import Sender, SendResult
 
@@ -61,6 +62,7 @@ class DeliveryAgent:
         deliveries: DeliveryStore,
         leases: LeaseStore,
         outbox: OutboxStore,
+        events: EventCache,
         router: CareTeamRouter,
         read: Reader,
         sender: Callable[[], Sender],
@@ -75,6 +77,7 @@ class DeliveryAgent:
         self.deliveries = deliveries
         self.leases = leases
         self.outbox = outbox
+        self.events = events
         self.router = router
         self.read = read
         self.sender = sender
@@ -85,41 +88,73 @@ class DeliveryAgent:
         self.send_timeout = send_timeout
         self.base = base
         self.clock = clock
+        # Queue leases are kept while a queue stays busy, so a steady trickle of events
+        # to one subscriber does not pay a lease round trip each time.
+        self._held: dict[str, tuple[Lease, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def _lease(self, key: str) -> Lease | None:
+        with self._lock:
+            held = self._held.get(key)
+        lease = held[0] if held else None
+        now = self.clock()
+        short = (
+            lease is not None and lease.until - now - self.send_timeout < self.lease_duration / 4
+        )
+        if lease is not None and short and not self.leases.renew(lease, self.lease_duration):
+            lease = None
+        if lease is None:
+            lease = self.leases.acquire(f"queue:{key}", self.owner, self.lease_duration)
+        with self._lock:
+            if lease is None:
+                self._held.pop(key, None)
+            else:
+                self._held[key] = (lease, now)
+        return lease
+
+    def release_idle(self, idle: timedelta, busy: set[str]) -> None:
+        cutoff = self.clock() - idle
+        with self._lock:
+            stale = [k for k, (_, used) in self._held.items() if used < cutoff and k not in busy]
+            leases = [self._held.pop(k)[0] for k in stale]
+        for lease in leases:
+            self.leases.release(lease)
+
+    def release_all(self) -> None:
+        self.release_idle(timedelta(0), set())
 
     def drain(self, key: str, stop: threading.Event) -> bool:
         """Deliver what is due for one subscriber. False: another worker holds its queue."""
-        lease = self.leases.acquire(f"queue:{key}", self.owner, self.lease_duration)
+        lease = self._lease(key)
         if lease is None:
             return False
         session = Session(key)
         handled = 0
-        try:
-            while handled < MAX_PER_SESSION and not stop.is_set():
-                batch = self.deliveries.pending(key, BATCH)
-                if not batch:
-                    self.deliveries.clear_token(key)
-                    if not self.deliveries.pending(key, 1):
-                        return True
-                    self.deliveries.defer(key, self.clock())  # raced with the dispatcher
-                    continue
-                for delivery in batch:
-                    now = self.clock()
-                    if delivery.get("next") and delivery["next"] > now:
-                        self.deliveries.defer(key, delivery["next"])
-                        return True
-                    spare = lease.until - now - self.send_timeout
-                    if spare < self.lease_duration / 4 and not self.leases.renew(
-                        lease, self.lease_duration
-                    ):
-                        return True
-                    if not self._deliver(delivery, session):
-                        return True
-                    handled += 1
-                    if stop.is_set():
-                        return True
-            return True
-        finally:
-            self.leases.release(lease)
+        while handled < MAX_PER_SESSION and not stop.is_set():
+            batch = self.deliveries.pending(key, BATCH)
+            for delivery in batch:
+                now = self.clock()
+                if delivery.get("next") and delivery["next"] > now:
+                    self.deliveries.defer(key, delivery["next"])
+                    return True
+                spare = lease.until - now - self.send_timeout
+                if spare < self.lease_duration / 4 and not self.leases.renew(
+                    lease, self.lease_duration
+                ):
+                    return True
+                if not self._deliver(delivery, session):
+                    return True
+                handled += 1
+                if stop.is_set():
+                    return True
+            if len(batch) < BATCH:
+                # The whole queue was seen and sent: drop the token, then look once more,
+                # since the dispatcher may have queued something after that read.
+                self.deliveries.clear_token(key)
+                if not self.deliveries.pending(key, 1):
+                    return True
+                self.deliveries.defer(key, self.clock())
+        return True
 
     def _subscriber(self, session: Session) -> Subscriber | None:
         if not session.loaded:
@@ -137,8 +172,9 @@ class DeliveryAgent:
     def _still_member(self, session: Session, patients: list[str]) -> bool:
         for patient in patients:
             if patient not in session.members:
-                routes = self.router.routes(patient, self.clock())
-                session.members[patient] = session.key in routes
+                endpoint_id = session.key.split("/", 1)[1]
+                reached = self.router.reaches(patient, endpoint_id, self.clock())
+                session.members[patient] = reached
             if session.members[patient]:
                 return True
         return False
@@ -159,7 +195,9 @@ class DeliveryAgent:
     def _deliver(self, delivery: dict[str, Any], session: Session) -> bool:
         """Send one delivery; False when the queue must wait (retry scheduled)."""
         reason = self._skip_reason(delivery, session)
-        doc = None if reason else self.outbox.load(delivery["ev"])
+        doc = (
+            None if reason else self.events.get(delivery["ev"]) or self.outbox.load(delivery["ev"])
+        )
         if not reason and doc is None:
             reason = f"{delivery['ev']} no longer exists"
         if reason or doc is None or session.subscriber is None:

@@ -30,7 +30,7 @@ from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.fanout import FanOut
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
 from fhirhub.worker.delivery import DeliveryAgent, RetryPolicy
-from fhirhub.worker.dispatcher import Dispatcher
+from fhirhub.worker.dispatcher import Dispatcher, EventCache
 from fhirhub.worker.outcomes import DeadLetters
 from fhirhub.worker.sender import Sender
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 # httpx applies the timeout per phase (connect, write, read), so a send may take up to three.
 PHASES = 3
+LINGER = timedelta(seconds=2)  # keep an idle queue's lease this long for the next event
 
 
 def reader(resources: ResourceService) -> Reader:
@@ -77,6 +78,7 @@ class NotificationWorker:
         self.deliveries = DeliveryStore(hub.db)
         leases = LeaseStore(hub.db)
         outbox = OutboxStore(hub.db)
+        events = EventCache()
         self.dispatcher = Dispatcher(
             outbox,
             self.deliveries,
@@ -86,12 +88,14 @@ class NotificationWorker:
             self.owner,
             self.lease,
             clock,
+            events,
             on_enqueued=self._notify,
         )
         self.agent = DeliveryAgent(
             self.deliveries,
             leases,
             outbox,
+            events,
             router,
             read,
             self._sender,
@@ -142,6 +146,7 @@ class NotificationWorker:
                 self._wake.wait(self.poll_s)
 
     def _submit_ready(self) -> None:
+        self.agent.release_idle(LINGER, set(self._inflight))
         free = self.threads - len(self._inflight)
         if free <= 0:
             return
@@ -172,6 +177,7 @@ class NotificationWorker:
         for thread in self._background:
             thread.join(timeout)
         self._pool.shutdown(wait=True)
+        self.agent.release_all()
         for sender in self._senders:
             sender.close()
 

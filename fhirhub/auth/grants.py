@@ -1,0 +1,137 @@
+"""The token endpoint's grants, introspection and revocation (RFC 6749, 7636, 7662, 7009).
+
+PKCE is checked for every client, public or confidential, and only S256 is accepted when
+the code is requested, so a code is useless without the verifier (authlib checks verifiers
+only for public clients by default; that is why this is explicit here).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from fhirhub.auth.clients import ClientAuthenticator, ClientCredentials
+from fhirhub.auth.errors import (
+    OAuthError,
+    invalid_client,
+    invalid_grant,
+    invalid_request,
+    invalid_scope,
+)
+from fhirhub.auth.scopes import ScopeError, Scopes
+from fhirhub.auth.tokens import GRANT_FIELDS, TokenIssuer, new_grant_id
+from fhirhub.storage.auth_store import AuthStore, Record, now, secret_hash
+
+
+class TokenEndpoint:
+    def __init__(self, store: AuthStore, clients: ClientAuthenticator, issuer: TokenIssuer):
+        self.store = store
+        self.clients = clients
+        self.issuer = issuer
+
+    def token(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        grant_type = form.get("grant_type")
+        client = self.clients.authenticate(ClientCredentials.from_request(form, authorization))
+        if grant_type == "authorization_code":
+            return self._authorization_code(client, form)
+        if grant_type == "refresh_token":
+            return self._refresh(client, form)
+        if grant_type == "client_credentials":
+            return self._client_credentials(client, form)
+        raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+
+    def _authorization_code(self, client: Record, form: dict[str, str]) -> dict[str, Any]:
+        code = form.get("code")
+        if not code:
+            raise invalid_request("code is required")
+        record, first_use = self.store.take_code(code)
+        if record is None:
+            raise invalid_grant("unknown authorization code")
+        if not first_use:
+            # RFC 6749 4.1.2: a replayed code revokes what was issued for it.
+            self.store.revoke_grant(record["grant"])
+            raise invalid_grant("authorization code was already used")
+        if record["expires"] <= now():
+            raise invalid_grant("authorization code has expired")
+        if record["client_id"] != client["_id"]:
+            raise invalid_grant("authorization code was issued to another client")
+        if form.get("redirect_uri") != record["redirect_uri"]:
+            raise invalid_grant("redirect_uri differs from the authorization request")
+        verifier = form.get("code_verifier")
+        if not verifier:
+            raise invalid_grant("code_verifier is required (PKCE)")
+        if not hmac.compare_digest(create_s256_code_challenge(verifier), record["challenge"]):
+            raise invalid_grant("code_verifier does not match the code_challenge")
+        grant = {k: record.get(k) for k in GRANT_FIELDS}
+        return self.issuer.issue(grant, nonce=record.get("nonce"))
+
+    def _refresh(self, client: Record, form: dict[str, str]) -> dict[str, Any]:
+        token = form.get("refresh_token")
+        record = self.store.token(token) if token else None
+        if record is None or record["kind"] != "refresh":
+            raise invalid_grant("refresh token is invalid, expired or revoked")
+        if record["client_id"] != client["_id"]:
+            raise invalid_grant("refresh token was issued to another client")
+        grant = {k: record.get(k) for k in GRANT_FIELDS}
+        if form.get("scope"):
+            try:
+                requested = Scopes.parse(form["scope"])
+            except ScopeError as exc:
+                raise invalid_scope(str(exc)) from None
+            if not requested.within(Scopes.parse(record["scope"])):
+                raise invalid_scope("a refresh may only narrow the originally granted scope")
+            grant["scope"] = str(requested)
+        assert token is not None
+        return self.issuer.issue(grant, refresh=token)
+
+    def _client_credentials(self, client: Record, form: dict[str, str]) -> dict[str, Any]:
+        if client["kind"] != "asymmetric":
+            raise OAuthError(
+                "unauthorized_client", "client_credentials needs a private_key_jwt client"
+            )
+        try:
+            requested = Scopes.parse(form.get("scope"))
+        except ScopeError as exc:
+            raise invalid_scope(str(exc)) from None
+        granted = requested.granted_by(Scopes.parse(client["scope"]))
+        system_only = Scopes.parse(" ".join(r.text for r in granted.rules if r.context == "system"))
+        if not system_only.items:
+            raise invalid_scope("backend services need system/ scopes registered for the client")
+        grant: Record = dict.fromkeys(GRANT_FIELDS)
+        grant.update(grant=new_grant_id(), client_id=client["_id"], scope=str(system_only))
+        return self.issuer.issue(grant)
+
+    # -- introspection and revocation --------------------------------------------------------
+
+    def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        self._caller(form, authorization)
+        token = form.get("token")
+        record = self.store.token(token) if token else None
+        if record is None:
+            return {"active": False}
+        return self.issuer.describe(record)
+
+    def revoke(self, form: dict[str, str], authorization: str | None) -> None:
+        client = self.clients.authenticate(ClientCredentials.from_request(form, authorization))
+        token = form.get("token")
+        if not token:
+            raise invalid_request("token is required")
+        record = self.store.token(token)
+        # RFC 7009 2.2: unknown or foreign tokens still get 200, and nothing happens.
+        if record is None or record["client_id"] != client["_id"]:
+            return
+        if record["kind"] == "refresh":
+            self.store.revoke_grant(record["grant"])
+        else:
+            self.store.revoke_token(secret_hash(token))
+
+    def _caller(self, form: dict[str, str], authorization: str | None) -> None:
+        """Introspection is for resource servers and clients, never anonymous callers."""
+        if authorization and authorization.lower().startswith("bearer "):
+            record = self.store.token(authorization[7:].strip())
+            if record is not None and record["kind"] == "access":
+                return
+            raise invalid_client("the bearer token of the introspecting caller is not valid")
+        self.clients.authenticate(ClientCredentials.from_request(form, authorization))

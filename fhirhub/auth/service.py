@@ -1,0 +1,129 @@
+"""The authorization server and resource-server checks, composed once per hub."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhirhub.auth.authorize import AuthorizationFlow
+from fhirhub.auth.careteams import care_team_patients
+from fhirhub.auth.clients import ClientAuthenticator, new_client
+from fhirhub.auth.grants import TokenEndpoint
+from fhirhub.auth.keys import KeyRing
+from fhirhub.auth.passwords import hash_password
+from fhirhub.auth.policy import TokenPolicy
+from fhirhub.auth.scopes import Scopes
+from fhirhub.auth.tokens import GRANT_FIELDS, TokenIssuer, new_grant_id
+from fhirhub.config import Settings
+from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.errors import Unauthorized
+from fhirhub.fhir.search.extract import Extractor
+from fhirhub.service import access
+from fhirhub.service.search import SearchService
+from fhirhub.storage.auth_store import AuthStore, Record
+
+
+class AuthService:
+    def __init__(
+        self,
+        store: AuthStore,
+        settings: Settings,
+        search: SearchService,
+        extractor: Extractor,
+        definitions: Definitions,
+    ):
+        self.store = store
+        self.settings = settings
+        self.search = search
+        self.extractor = extractor
+        self.keys = KeyRing(store)
+        self.issuer = TokenIssuer(store, self.keys, settings)
+        self.clients = ClientAuthenticator(store, self.url("token"))
+        self.endpoint = TokenEndpoint(store, self.clients, self.issuer)
+        self.flow = AuthorizationFlow(store, settings)
+        patient_cd = definitions.compartment_definitions.get("Patient") or {}
+        self.compartment_types = frozenset(
+            {"Patient", "Resource", "DomainResource"}
+            | {r["code"] for r in patient_cd.get("resource", []) if r.get("param")}
+        )
+        store.ensure_indexes()
+        store.purge_expired()  # once per process: expired codes, tokens, assertion ids
+
+    def url(self, endpoint: str) -> str:
+        return f"{self.settings.auth_base}/{endpoint}"
+
+    # -- the resource server side ---------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> Record:
+        """The live access-token record for a request's Authorization header."""
+        if not authorization:
+            raise Unauthorized("an access token is required (Authorization: Bearer ...)", None)
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("use the Bearer authorization scheme", "invalid_request")
+        record = self.store.token(token.strip())
+        if record is None or record["kind"] != "access":
+            raise Unauthorized("the access token is invalid, expired or revoked")
+        return record
+
+    def policy(self, record: Record) -> TokenPolicy:
+        scopes = Scopes.parse(record["scope"])
+        confinement: dict[str, list[str] | None] = {
+            "system": None,
+            "patient": [record["patient"]] if record.get("patient") else [],
+        }
+        fhir_user = str(record.get("fhir_user") or "")
+        if record.get("admin"):
+            confinement["user"] = None
+        elif fhir_user.startswith("Patient/"):
+            confinement["user"] = [fhir_user.split("/", 1)[1]]
+        elif "user" in scopes.contexts():
+            with access.unrestricted():
+                confinement["user"] = care_team_patients(self.search, fhir_user)
+        else:
+            confinement["user"] = []
+        return TokenPolicy(scopes, confinement, self.compartment_types, self.search, self.extractor)
+
+    # -- administration (CLI, launcher, tests) ----------------------------------------------
+
+    def register_client(self, client_id: str, kind: str, **options: Any) -> str | None:
+        """Store a client; returns the secret of a symmetric client (shown once)."""
+        record, secret = new_client(client_id, kind, **options)
+        self.store.put_client(record)
+        return secret
+
+    def add_user(
+        self, username: str, password: str, fhir_user: str | None = None, admin: bool = False
+    ) -> None:
+        record = {"_id": username, "password": hash_password(password)}
+        self.store.put_user({**record, "fhir_user": fhir_user, "admin": admin})
+
+    def issue_direct(
+        self,
+        client_id: str,
+        scope: str,
+        *,
+        user: str | None = None,
+        patient: str | None = None,
+        ttl: int | None = None,
+    ) -> dict[str, Any]:
+        """A token without the browser flow, for operators (`fhirhub token issue`): the scope
+        is still bounded by what the client is registered for."""
+        client = self.store.client(client_id)
+        if client is None:
+            raise ValueError(f"unknown client {client_id!r}")
+        granted = Scopes.parse(scope).granted_by(Scopes.parse(client["scope"]))
+        if not granted.items:
+            raise ValueError(f"client {client_id!r} is not registered for any of: {scope}")
+        user_record = self.store.user(user) if user else None
+        if user and user_record is None:
+            raise ValueError(f"unknown user {user!r}")
+        grant: Record = {k: None for k in GRANT_FIELDS}
+        grant.update(grant=new_grant_id(), client_id=client_id, scope=str(granted))
+        grant.update(patient=patient)
+        if user_record:
+            grant.update(
+                user=user,
+                fhir_user=user_record.get("fhir_user"),
+                admin=bool(user_record.get("admin")),
+            )
+        return self.issuer.issue(grant, ttl=ttl)
