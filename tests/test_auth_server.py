@@ -246,7 +246,7 @@ def test_expired_access_token_and_bad_headers(auth_client: FlaskClient, auth_hub
     assert basic.status_code == 401
 
 
-def test_consent_can_withhold_types_and_deny(auth_client: FlaskClient, auth_hub: Hub) -> None:
+def test_consent_can_withhold_types(auth_client: FlaskClient, auth_hub: Hub) -> None:
     clinical_data(auth_hub)
     register_app(auth_hub)
     scope = "launch/patient patient/Patient.rs patient/Observation.rs patient/CarePlan.rs"

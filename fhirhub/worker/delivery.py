@@ -27,7 +27,7 @@ from fhirhub.subscriptions.events import ChangeEvent
 from fhirhub.subscriptions.model import Subscriber, endpoint_subscriber, subscription_subscriber
 from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
-from fhirhub.worker.dispatcher import EventCache
+from fhirhub.worker.dispatcher import EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
 from fhirhub.worker.sender import Sender, SendResult
 
@@ -63,6 +63,7 @@ class DeliveryAgent:
         leases: LeaseStore,
         outbox: OutboxStore,
         events: EventCache,
+        answers: FreshCache,
         router: CareTeamRouter,
         read: Reader,
         sender: Callable[[], Sender],
@@ -78,6 +79,7 @@ class DeliveryAgent:
         self.leases = leases
         self.outbox = outbox
         self.events = events
+        self.answers = answers
         self.router = router
         self.read = read
         self.sender = sender
@@ -158,23 +160,28 @@ class DeliveryAgent:
 
     def _subscriber(self, session: Session) -> Subscriber | None:
         if not session.loaded:
-            resource_type, resource_id = session.key.split("/", 1)
-            resource = self.read(resource_type, resource_id)
-            if resource is None:
-                session.subscriber = None
-            elif resource_type == "Subscription":
-                session.subscriber = subscription_subscriber(resource, self.clock())
-            else:
-                session.subscriber = endpoint_subscriber(resource)
+            session.subscriber = self.answers.get(session.key, lambda: self._load(session.key))
             session.loaded = True
         return session.subscriber
 
+    def _load(self, key: str) -> Subscriber | None:
+        resource_type, resource_id = key.split("/", 1)
+        resource = self.read(resource_type, resource_id)
+        if resource is None:
+            return None
+        if resource_type == "Subscription":
+            return subscription_subscriber(resource, self.clock())
+        return endpoint_subscriber(resource)
+
     def _still_member(self, session: Session, patients: list[str]) -> bool:
+        endpoint_id = session.key.split("/", 1)[1]
         for patient in patients:
             if patient not in session.members:
-                endpoint_id = session.key.split("/", 1)[1]
-                reached = self.router.reaches(patient, endpoint_id, self.clock())
-                session.members[patient] = reached
+
+                def check(patient: str = patient) -> bool:
+                    return self.router.reaches(patient, endpoint_id, self.clock())
+
+                session.members[patient] = bool(self.answers.get((patient, endpoint_id), check))
             if session.members[patient]:
                 return True
         return False
@@ -233,7 +240,8 @@ class DeliveryAgent:
         if result.permanent or attempts >= self.retry.max_attempts:
             self.deliveries.finish(delivery["_id"], DEAD, fields)
             self.dead_letters.record(session.key, delivery, attempts, result.error)
-            session.loaded = False  # its status has probably just changed to error
+            self.answers.clear()  # the subscriber has probably just been set to error
+            session.loaded = False
             return True
         next_at = now + self.retry.delay(attempts)
         self.deliveries.retry_later(delivery["_id"], {**fields, "next": next_at})

@@ -26,7 +26,7 @@ from fhirhub.storage.deliveries import PENDING, DeliveryStore, delivery_key
 from fhirhub.storage.delivery_leases import Lease, LeaseStore
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.subscriptions.events import ChangeEvent
-from fhirhub.subscriptions.fanout import FanOut, Target
+from fhirhub.subscriptions.fanout import ROUTING_TYPES, FanOut, Target
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,33 @@ class EventCache:
             return self._docs.get(key)
 
 
+class FreshCache:
+    """Delivery-time answers (subscriber state, care-team membership) reused for at most
+    `ttl`, and dropped at once when this process's dispatcher handles a change that could
+    alter them; other processes' changes are seen within `ttl`."""
+
+    def __init__(self, ttl: timedelta, clock: Callable[[], datetime]):
+        self.ttl = ttl
+        self.clock = clock
+        self._values: dict[Any, tuple[Any, datetime]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        now = self.clock()
+        with self._lock:
+            found = self._values.get(key)
+        if found is not None and now - found[1] < self.ttl:
+            return found[0]
+        value = compute()
+        with self._lock:
+            self._values[key] = (value, now)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -71,6 +98,7 @@ class Dispatcher:
         lease_duration: timedelta,
         clock: Callable[[], datetime],
         events: EventCache,
+        answers: FreshCache,
         on_enqueued: Callable[[], None] = lambda: None,
     ):
         self.outbox = outbox
@@ -82,6 +110,7 @@ class Dispatcher:
         self.lease_duration = lease_duration
         self.clock = clock
         self.events = events
+        self.answers = answers
         self.on_enqueued = on_enqueued
         self.lease: Lease | None = None
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="dispatch-io")
@@ -139,6 +168,8 @@ class Dispatcher:
                 if now - doc["ts"] > ORPHAN_AGE:
                     self._not_before[doc["_id"]] = now + ORPHAN_RECHECK
                 continue
+            if doc["t"] in ROUTING_TYPES or doc["t"] == "Subscription":
+                self.answers.clear()
             targets = self._targets(doc, now)
             if targets is None:
                 continue

@@ -30,7 +30,7 @@ from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.fanout import FanOut
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
 from fhirhub.worker.delivery import DeliveryAgent, RetryPolicy
-from fhirhub.worker.dispatcher import Dispatcher, EventCache
+from fhirhub.worker.dispatcher import Dispatcher, EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
 from fhirhub.worker.sender import Sender
 
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # httpx applies the timeout per phase (connect, write, read), so a send may take up to three.
 PHASES = 3
+# Delivery-time checks (subscriber active, still on the care team) may reuse an answer
+# this old; the dispatcher in the same process drops them at once on relevant changes.
+FRESHNESS = timedelta(seconds=1)
 LINGER = timedelta(seconds=2)  # keep an idle queue's lease this long for the next event
 
 
@@ -79,6 +82,7 @@ class NotificationWorker:
         leases = LeaseStore(hub.db)
         outbox = OutboxStore(hub.db)
         events = EventCache()
+        answers = FreshCache(FRESHNESS, clock)
         self.dispatcher = Dispatcher(
             outbox,
             self.deliveries,
@@ -89,6 +93,7 @@ class NotificationWorker:
             self.lease,
             clock,
             events,
+            answers,
             on_enqueued=self._notify,
         )
         self.agent = DeliveryAgent(
@@ -96,6 +101,7 @@ class NotificationWorker:
             leases,
             outbox,
             events,
+            answers,
             router,
             read,
             self._sender,

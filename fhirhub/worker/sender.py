@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,7 @@ import httpx
 from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolicy
 
 Resolver = Callable[[str, int], list[str]]
+DNS_TTL_S = 30.0
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -38,6 +40,8 @@ class Sender:
     def __init__(self, policy: AddressPolicy, timeout_s: float, resolver: Resolver = resolve):
         self.policy = policy
         self.resolver = resolver
+        # Answers are reused briefly; every send still checks them and connects to them.
+        self._resolved: dict[tuple[str, int], tuple[list[str], float]] = {}
         self.client = httpx.Client(
             timeout=httpx.Timeout(timeout_s), follow_redirects=False, trust_env=False
         )
@@ -84,7 +88,11 @@ class Sender:
     def _pin(self, url: str) -> list[tuple[str, str, str | None]]:
         """(URL with a checked address, Host header, TLS server name) per resolved address."""
         scheme, host, port = self.policy.check_url(url)
-        addresses = self.resolver(host, port)
+        cached = self._resolved.get((host, port))
+        if cached is None or time.monotonic() - cached[1] > DNS_TTL_S:
+            cached = (self.resolver(host, port), time.monotonic())
+            self._resolved[(host, port)] = cached
+        addresses = cached[0]
         self.policy.check_addresses(host, addresses)
         parts = urlsplit(url)
         host_header = parts.netloc.rsplit("@", 1)[-1]
