@@ -22,7 +22,8 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 def start_server(
     var_dir: Path, db_port: int | None = None, pg_port: int | None = None
-) -> tuple[subprocess.Popen[bytes], str, str]:
+) -> tuple[subprocess.Popen[bytes], str, str, dict[str, str]]:
+    """Returns the server process, its FHIR base, the database URI and auth headers."""
     port = free_port()
     db_port = db_port or free_port()
     pg_port = pg_port or free_port()
@@ -52,7 +53,38 @@ def start_server(
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
-    return proc, base, f"mongodb://127.0.0.1:{db_port}/"
+    headers = admin_headers(var_dir, db_port, pg_port)
+    return proc, base, f"mongodb://127.0.0.1:{db_port}/", headers
+
+
+def admin_headers(var_dir: Path, db_port: int, pg_port: int) -> dict[str, str]:
+    """A real SMART access token (auth stays on: the bench measures the production path)."""
+    env = dict(
+        os.environ,
+        FHIRHUB_VAR_DIR=str(var_dir),
+        FHIRHUB_DB_PORT=str(db_port),
+        FHIRHUB_PG_PORT=str(pg_port),
+        FHIRHUB_DB_NAME="bench",
+    )
+    token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fhirhub.cli",
+            "token",
+            "issue",
+            "--user",
+            "admin",
+            "--scope",
+            "user/*.cruds",
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {"Authorization": f"Bearer {token}"}
 
 
 def run_for(seconds: float, threads: int, op: Callable[[int], None]) -> tuple[float, list[float]]:

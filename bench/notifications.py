@@ -234,6 +234,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--backlog", type=int, default=1500)
     parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--workers", default="1,2", help="worker processes per latency run")
     args = parser.parse_args()
     var_dir = ROOT / "var" / "bench-notify"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
@@ -248,7 +249,7 @@ def main() -> None:
             raise SystemExit("server did not start")
         client = httpx.Client(timeout=60)
         patients = set_up_patients(client, base, receiver, args.patients)
-        for count in (1, 2):
+        for count in [int(n) for n in args.workers.split(",") if n]:
             workers = [start(["worker"], env) for _ in range(count)]
             wait_until(lambda: receiver.count("CareTeam/") >= 2 * len(patients), 60)
             latencies, missing = latency_run(base, receiver, patients, args.rate, args.seconds)

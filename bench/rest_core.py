@@ -41,12 +41,12 @@ def main() -> None:
     args = parser.parse_args()
     var_dir = ROOT / "var" / "bench"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
-    proc, base, uri = start_server(var_dir)
+    proc, base, uri, auth = start_server(var_dir)
     local = threading.local()
 
     def client() -> httpx.Client:
         if not hasattr(local, "client"):
-            local.client = httpx.Client(timeout=60)
+            local.client = httpx.Client(timeout=60, headers=auth)
         return local.client
 
     rows: list[tuple[str, int, float, float, float, float, float]] = []

@@ -67,9 +67,9 @@ def main() -> None:
         db_port, pg_port = free_port(), free_port()
         ports_file.write_text(json.dumps([db_port, pg_port]))
     seed(var_dir, db_port, pg_port, args.patients)
-    proc, base, uri = start_server(var_dir, db_port, pg_port)
+    proc, base, uri, auth = start_server(var_dir, db_port, pg_port)
     db = MongoClient(uri)["bench"]
-    client = httpx.Client(timeout=60)
+    client = httpx.Client(timeout=60, headers=auth)
     patients = [d["rid"] for d in db.resources.find({"t": "Patient"}, {"rid": 1})]
     mrns = {}
     for doc in db.resources.find({"t": "Patient"}, {"rid": 1, "res.identifier": 1}):

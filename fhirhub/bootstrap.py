@@ -40,8 +40,10 @@ def tune_embedded_database(hub: Hub) -> None:
     settings = hub.settings
     if settings.uses_embedded_db and settings.db_backend == "postgresql":
         from fhirhub.embedded.pg_indexes import ensure_gin_indexes
+        from fhirhub.storage.delivery_vacuum import tune_autovacuum
 
         ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS)
+        tune_autovacuum(settings.pg_port, settings.db_name)
 
 
 def prepare_database_contents(hub: Hub, seed: bool) -> None:

@@ -40,6 +40,7 @@ class DeliveryStore:
         self.deliveries.create_index(
             [("sub", ASCENDING), ("st", ASCENDING), ("ts", ASCENDING)], name="queue"
         )
+        self.ready.create_index([("at", ASCENDING)], name="ready_at")  # creates the collection
 
     # -- dispatcher side -------------------------------------------------------------------
 
@@ -102,9 +103,6 @@ class DeliveryStore:
             self.deliveries.find(query).sort([("ts", DESCENDING), ("ev", DESCENDING)]).limit(limit)
         )
         return list(cursor)
-
-    def for_event(self, event_key: str) -> list[dict[str, Any]]:
-        return list(self.deliveries.find({"ev": event_key}))
 
 
 def _insert_ignoring_duplicates(collection: Any, docs: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ resolution runs at fan-out and again at delivery time (membership may have chang
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -73,38 +73,29 @@ class CareTeamRouter:
     def routes(self, patient: str, now: datetime) -> dict[str, Route]:
         """Subscriber key ("Endpoint/id") -> route, for one patient reference."""
         found: dict[str, Route] = {}
-        teams = self.search.find_resources(
-            "CareTeam", f"patient={patient}&status=active", MAX_TEAMS
-        )
-        for team in teams:
-            if team.get("status") != "active" or not period_active(team.get("period"), now):
-                continue
-            for participant in team.get("participant") or []:
-                if not isinstance(participant, dict):
-                    continue
-                if not period_active(participant.get("period"), now):
-                    continue
-                member = local_reference(
-                    (participant.get("member") or {}).get("reference"), self.base
-                )
-                for endpoint_id in self._endpoints_of(member, now):
-                    key = f"Endpoint/{endpoint_id}"
-                    if key not in found:
-                        endpoint = self.read("Endpoint", endpoint_id)
-                        if endpoint is None:
-                            continue
-                        subscriber = endpoint_subscriber(endpoint)
-                        if not subscriber.active:
-                            continue
-                        found[key] = Route(subscriber)
-                    team_ref = f"CareTeam/{team.get('id')}"
-                    if team_ref not in found[key].care_teams:
-                        found[key].care_teams.append(team_ref)
+        for team_ref, member in self._members(patient, now):
+            for endpoint_id in self._endpoints_of(member, now):
+                key = f"Endpoint/{endpoint_id}"
+                if key not in found:
+                    endpoint = self.read("Endpoint", endpoint_id)
+                    subscriber = endpoint_subscriber(endpoint) if endpoint else None
+                    if subscriber is None or not subscriber.active:
+                        continue
+                    found[key] = Route(subscriber)
+                if team_ref not in found[key].care_teams:
+                    found[key].care_teams.append(team_ref)
         return found
 
     def reaches(self, patient: str, endpoint_id: str, now: datetime) -> bool:
         """Is the Endpoint still reached through an active care team of the patient? (The
         delivery-time check: stops at the first path found, reads no Endpoints.)"""
+        return any(
+            endpoint_id in self._endpoints_of(member, now)
+            for _, member in self._members(patient, now)
+        )
+
+    def _members(self, patient: str, now: datetime) -> Iterator[tuple[str, tuple[str, str]]]:
+        """(CareTeam reference, member) for each current participant of an active team."""
         teams = self.search.find_resources(
             "CareTeam", f"patient={patient}&status=active", MAX_TEAMS
         )
@@ -117,13 +108,11 @@ class CareTeamRouter:
                 if not period_active(participant.get("period"), now):
                     continue
                 ref = (participant.get("member") or {}).get("reference")
-                if endpoint_id in self._endpoints_of(local_reference(ref, self.base), now):
-                    return True
-        return False
+                member = local_reference(ref, self.base)
+                if member is not None:
+                    yield f"CareTeam/{team.get('id')}", member
 
-    def _endpoints_of(self, member: tuple[str, str] | None, now: datetime) -> list[str]:
-        if member is None:
-            return []
+    def _endpoints_of(self, member: tuple[str, str], now: datetime) -> list[str]:
         member_type, member_id = member
         if member_type in ("PractitionerRole", "Organization"):
             holder = self.read(member_type, member_id)

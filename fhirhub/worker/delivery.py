@@ -143,6 +143,8 @@ class DeliveryAgent:
                 if spare < self.lease_duration / 4 and not self.leases.renew(
                     lease, self.lease_duration
                 ):
+                    with self._lock:
+                        self._held.pop(key, None)  # lost (or about to be): never reuse it
                     return True
                 if not self._deliver(delivery, session):
                     return True
