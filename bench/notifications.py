@@ -257,7 +257,8 @@ def main() -> None:
                 f"latency, {count} worker(s), {args.rate:g} writes/s x {args.seconds:g} s: "
                 f"{len(latencies)} notifications, p50 {pct(latencies, 0.5):.0f} ms, "
                 f"p95 {pct(latencies, 0.95):.0f} ms, p99 {pct(latencies, 0.99):.0f} ms, "
-                f"max {max(latencies) * 1000:.0f} ms, missing {missing}"
+                f"max {max(latencies) * 1000:.0f} ms, missing {missing}; "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
             )
             print(rows[-1], flush=True)
             for worker in workers:
@@ -281,7 +282,8 @@ def main() -> None:
         rows.append(
             f"throughput, 2 workers, backlog of {args.backlog} writes ({written} written): "
             f"{len(times)} notifications in {span:.1f} s from first to last = "
-            f"{(len(times) - 1) / span:.0f} notifications/s" + ("" if done else " (timed out)")
+            f"{(len(times) - 1) / span:.0f} notifications/s; load average "
+            f"{os.getloadavg()[0]:.1f}" + ("" if done else " (timed out)")
         )
         print(rows[-1], flush=True)
     finally:

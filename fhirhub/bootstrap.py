@@ -31,7 +31,6 @@ PUSHDOWN_FIELDS = {
     "history": ["_id", "t", "rid", "txn", "pub"],
     "transactions": ["_id"],
     "deliveries": ["_id", "sub", "st", "ev"],
-    "notify_ready": ["_id"],
     "worker_leases": ["_id", "name"],
 }
 

@@ -167,8 +167,10 @@ def test_failing_subscription_ends_in_error_with_audit_event(
     delivery = next(p for p in status["parameter"] if p["name"] == "delivery")
     parts = {p["name"]: p for p in delivery["part"]}
     assert parts["attempts"]["valueInteger"] == 3 and parts["http-status"]["valueInteger"] == 503
-    audits = hub.search.find_resources("AuditEvent", f"entity=Subscription/{sub['id']}")
-    assert len(audits) == 1 and audits[0]["outcome"] == "8"
+    # the audit log behind GET [base]/AuditEvent (served from it when SMART auth is on)
+    audits = hub.audit.search({"entity": f"Subscription/{sub['id']}"}, None, 10)
+    assert len(audits) == 1 and audits[0]["res"]["outcome"] == "8"
+    assert "HTTP 503" in audits[0]["res"]["outcomeDesc"]
     # requested again: active, and the next change is delivered
     receiver.status = 200
     put(client, {**errored, "status": "requested"})

@@ -1,11 +1,10 @@
-"""Per-subscriber delivery queues: one document per (subscriber, event), plus ready tokens.
+"""Per-subscriber delivery queues: one document per (subscriber, event).
 
 A delivery is inserted by the dispatcher with a deterministic _id, so fanning an event out
 twice (after a crash) cannot queue it twice. Afterwards only the holder of the subscriber's
-lease writes it. A ready token (`notify_ready`, _id = subscriber) says "this queue may have
-work"; the dispatcher inserts it after the deliveries, and the holder deletes it only after
-seeing the queue empty and re-checks afterwards, so no wake-up is lost without any
-multi-writer update (FerretDB's are not atomic).
+lease writes it (FerretDB's guarded updates are not atomic, so no document has two
+writers). Workers find work by one scan of what is pending: no wake-up records to keep
+consistent, and with vacuum keeping up the scan costs as much as the work in flight.
 """
 
 from __future__ import annotations
@@ -15,10 +14,9 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 DELIVERIES = "deliveries"
-READY = "notify_ready"
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -34,39 +32,29 @@ def delivery_key(subscriber: str, event_key: str) -> str:
 class DeliveryStore:
     def __init__(self, db: Database):
         self.deliveries = db[DELIVERIES]
-        self.ready = db[READY]
 
     def ensure_indexes(self) -> None:
         self.deliveries.create_index(
             [("sub", ASCENDING), ("st", ASCENDING), ("ts", ASCENDING)], name="queue"
         )
-        self.ready.create_index([("at", ASCENDING)], name="ready_at")  # creates the collection
 
     # -- dispatcher side -------------------------------------------------------------------
 
-    def enqueue(self, deliveries: list[dict[str, Any]], now: datetime) -> None:
-        if not deliveries:
-            return
-        _insert_ignoring_duplicates(self.deliveries, deliveries)
-        # Tokens strictly after the deliveries: a holder that sees the token gone and then
-        # an empty queue can rely on any later delivery bringing its own token.
-        subscribers = sorted({d["sub"] for d in deliveries})
-        _insert_ignoring_duplicates(self.ready, [{"_id": s, "at": now} for s in subscribers])
+    def enqueue(self, deliveries: list[dict[str, Any]]) -> None:
+        if deliveries:
+            _insert_ignoring_duplicates(self.deliveries, deliveries)
 
     # -- delivery side (lease holder of the subscriber only) -------------------------------
 
-    def ready_tokens(self) -> list[tuple[str, datetime]]:
-        return [(d["_id"], d["at"]) for d in self.ready.find({})]
-
-    def defer(self, subscriber: str, at: datetime) -> None:
-        try:
-            self.ready.update_one({"_id": subscriber}, {"$set": {"at": at}}, upsert=True)
-        except DuplicateKeyError:
-            # FerretDB upserts as find-then-insert: the dispatcher's insert came in between.
-            self.ready.update_one({"_id": subscriber}, {"$set": {"at": at}})
-
-    def clear_token(self, subscriber: str) -> None:
-        self.ready.delete_one({"_id": subscriber})
+    def due(self) -> dict[str, dict[str, Any]]:
+        """The head (oldest pending delivery) of every non-empty queue, by subscriber."""
+        heads: dict[str, dict[str, Any]] = {}
+        fields = {"sub": 1, "ts": 1, "ev": 1, "next": 1}
+        for doc in self.deliveries.find({"st": PENDING}, fields):
+            head = heads.get(doc["sub"])
+            if head is None or (doc["ts"], doc["ev"]) < (head["ts"], head["ev"]):
+                heads[doc["sub"]] = doc
+        return heads
 
     def pending(self, subscriber: str, limit: int) -> list[dict[str, Any]]:
         cursor = (

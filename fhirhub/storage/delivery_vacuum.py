@@ -16,7 +16,7 @@ import subprocess
 
 from fhirhub.embedded.postgres import PG_DATABASE, PG_USER, bin_dir
 
-HOT_COLLECTIONS = ("history", "deliveries", "notify_ready", "worker_leases")
+HOT_COLLECTIONS = ("history", "deliveries", "worker_leases")
 NAPTIME = "5s"
 TABLE_OPTIONS = (
     "autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 500, "

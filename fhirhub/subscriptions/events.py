@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhirhub.subscriptions.model import TAG_SYSTEM
-
 # Event ids are derived from the version key, so every retry and every worker computes the
 # same id and receivers can de-duplicate on it.
 EVENT_NAMESPACE = uuid.UUID("5b0e2b8e-6a3c-4d0e-9a53-7f1f3c1e9b21")
@@ -58,11 +56,3 @@ class ChangeEvent:
     @property
     def version_reference(self) -> str:
         return f"{self.reference}/_history/{self.version}"
-
-    @property
-    def own_audit_record(self) -> bool:
-        """The worker's own AuditEvents are never notified (that would feed on itself)."""
-        if self.resource_type != "AuditEvent" or not self.resource:
-            return False
-        tags = (self.resource.get("meta") or {}).get("tag") or []
-        return any(isinstance(t, dict) and t.get("system") == TAG_SYSTEM for t in tags)

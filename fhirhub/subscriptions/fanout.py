@@ -85,7 +85,7 @@ class FanOut:
             self._subscriptions = None
         if event.resource_type in ROUTING_TYPES:
             self._routes = {}
-        if event.resource is None or event.own_audit_record:
+        if event.resource is None:
             return []
         return self._subscription_targets(event, now) + self._care_team_targets(event, now)
 

@@ -126,18 +126,18 @@ class DeliveryAgent:
         self.release_idle(timedelta(0), set())
 
     def drain(self, key: str, stop: threading.Event) -> bool:
-        """Deliver what is due for one subscriber. False: another worker holds its queue."""
+        """Deliver what is due for one subscriber, oldest first, stopping at a delivery that
+        must wait for a retry. False: another worker holds this queue."""
         lease = self._lease(key)
         if lease is None:
             return False
         session = Session(key)
         handled = 0
         while handled < MAX_PER_SESSION and not stop.is_set():
-            batch = self.deliveries.pending(key, BATCH)
+            batch = self.deliveries.pending(key, BATCH)  # fresh under the lease, never stale
             for delivery in batch:
                 now = self.clock()
                 if delivery.get("next") and delivery["next"] > now:
-                    self.deliveries.defer(key, delivery["next"])
                     return True
                 spare = lease.until - now - self.send_timeout
                 if spare < self.lease_duration / 4 and not self.leases.renew(
@@ -152,12 +152,7 @@ class DeliveryAgent:
                 if stop.is_set():
                     return True
             if len(batch) < BATCH:
-                # The whole queue was seen and sent: drop the token, then look once more,
-                # since the dispatcher may have queued something after that read.
-                self.deliveries.clear_token(key)
-                if not self.deliveries.pending(key, 1):
-                    return True
-                self.deliveries.defer(key, self.clock())
+                return True  # anything queued since is found by the next scan
         return True
 
     def _subscriber(self, session: Session) -> Subscriber | None:
@@ -247,5 +242,4 @@ class DeliveryAgent:
             return True
         next_at = now + self.retry.delay(attempts)
         self.deliveries.retry_later(delivery["_id"], {**fields, "next": next_at})
-        self.deliveries.defer(session.key, next_at)
         return False

@@ -178,7 +178,7 @@ class Dispatcher:
             ready.append(doc)
         for doc in ready:
             self.events.put(doc)
-        self.deliveries.enqueue(deliveries, now)
+        self.deliveries.enqueue(deliveries)
         list(self._pool.map(self.outbox.mark_published, [d["_id"] for d in ready]))
         if deliveries:
             self.on_enqueued()

@@ -3,8 +3,9 @@
 R4 has Subscription.status `error` with Subscription.error for this; Endpoint.status has
 `error` too. While in error a subscriber gets no new deliveries and queued ones are skipped,
 so a receiver that is gone does not build an endless backlog; setting it back to active
-(or a Subscription to requested) resumes notifications. The AuditEvents carry a tag the
-fan-out ignores, so they never cause notifications themselves.
+(or a Subscription to requested) resumes notifications. The AuditEvent goes to the audit
+log (GET [base]/AuditEvent?entity=Subscription/{id}), not the resource store, so it never
+feeds the outbox; it is written at once rather than queued, as dead letters are rare.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
+from fhirhub.auth.audit import AuditLog
 from fhirhub.fhir.errors import FhirError
 from fhirhub.service.resources import ResourceService
 from fhirhub.storage.store import fhir_instant
@@ -22,15 +26,19 @@ from fhirhub.subscriptions.model import TAG_SYSTEM
 log = logging.getLogger(__name__)
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
+WORKER = "fhirhub-notification-worker"
 
 
-def dead_letter_audit(
+def dead_letter_record(
     subscriber: str, delivery: dict[str, Any], attempts: int, error: str, now: datetime
 ) -> dict[str, Any]:
-    version = f"{delivery['t']}/{delivery['rid']}/_history/{delivery['v']}"
-    return {
+    """An audit-log record (the shape fhirhub/api/auth_audit.py searches)."""
+    event_id = AuditLog.new_id(now)
+    focus = f"{delivery['t']}/{delivery['rid']}/_history/{delivery['v']}"
+    patients = list(delivery.get("pat") or [])
+    resource = {
         "resourceType": "AuditEvent",
-        "meta": {"tag": [{"system": TAG_SYSTEM, "code": "dead-letter"}]},
+        "id": event_id,
         "type": {"system": DCM, "code": "110106", "display": "Export"},
         "subtype": [{"system": TAG_SYSTEM, "code": "notification-dead-letter"}],
         "action": "E",
@@ -38,27 +46,42 @@ def dead_letter_audit(
         "outcome": "8",
         "outcomeDesc": f"notification {delivery['eid']} to {subscriber} given up after "
         f"{attempts} attempt(s): {error}"[:1000],
-        "agent": [{"who": {"display": "fhirhub notification worker"}, "requestor": False}],
+        "agent": [{"who": {"display": WORKER}, "name": WORKER, "requestor": False}],
         "source": {"observer": {"display": "fhirhub"}},
         "entity": [
             {"what": {"reference": subscriber}, "description": "subscriber"},
-            {"what": {"reference": version}, "description": f"{delivery['op']} event"},
-        ],
+            {"what": {"reference": focus}, "description": f"{delivery['op']} event"},
+        ]
+        + [{"what": {"reference": p}, "role": {"code": "1"}} for p in patients],
+    }
+    return {
+        "_id": event_id,
+        "ts": now,
+        "who": [WORKER],
+        "entity": [subscriber, f"{delivery['t']}/{delivery['rid']}", *patients],
+        "patient": None,
+        "action": "E",
+        "outcome": "8",
+        "status": int(delivery.get("code") or 0),
+        "res": resource,
     }
 
 
 class DeadLetters:
-    def __init__(self, resources: ResourceService, clock: Callable[[], datetime]):
+    def __init__(
+        self,
+        resources: ResourceService,
+        audit: Callable[[dict[str, Any]], object],
+        clock: Callable[[], datetime],
+    ):
         self.resources = resources
+        self.audit = audit
         self.clock = clock
 
     def record(self, subscriber: str, delivery: dict[str, Any], attempts: int, error: str) -> None:
-        now = self.clock()
         try:
-            self.resources.create(
-                "AuditEvent", dead_letter_audit(subscriber, delivery, attempts, error, now)
-            )
-        except FhirError as failure:
+            self.audit(dead_letter_record(subscriber, delivery, attempts, error, self.clock()))
+        except PyMongoError as failure:
             log.error("could not record dead letter for %s: %s", subscriber, failure)
         self._set_error(subscriber, error)
 

@@ -13,6 +13,7 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ PHASES = 3
 # Delivery-time checks (subscriber active, still on the care team) may reuse an answer
 # this old; the dispatcher in the same process drops them at once on relevant changes.
 FRESHNESS = timedelta(seconds=1)
+MIN_SCAN_S = 0.02
 LINGER = timedelta(seconds=2)  # keep an idle queue's lease this long for the next event
 
 
@@ -71,6 +73,8 @@ class NotificationWorker:
         self._wake = threading.Condition()
         self._inflight: set[str] = set()
         self._busy_until: dict[str, datetime] = {}
+        self._next_scan = 0.0
+        self._saturated = False
         self._local = threading.local()
         self._senders: list[Sender] = []
         self.policy = AddressPolicy.from_settings(settings)
@@ -105,7 +109,7 @@ class NotificationWorker:
             router,
             read,
             self._sender,
-            DeadLetters(hub.resources, clock),
+            DeadLetters(hub.resources, hub.audit.collection.insert_one, clock),
             RetryPolicy(
                 settings.notify_max_attempts,
                 timedelta(milliseconds=settings.notify_retry_base_ms),
@@ -144,28 +148,45 @@ class NotificationWorker:
     def _schedule(self) -> None:
         while not self.stop.is_set():
             try:
-                self._submit_ready()
+                held_back = self._submit_ready()
             except Exception:
                 log.exception("notification scheduler")
                 self.stop.wait(1.0)
+                held_back = 0.0
             with self._wake:
-                self._wake.wait(self.poll_s)
+                if held_back:
+                    self._wake.wait(held_back)  # a wake-up arrived too soon after a scan
+                else:
+                    self._wake.wait(self.poll_s)
 
-    def _submit_ready(self) -> None:
+    def _submit_ready(self) -> float:
+        """Scan and hand due queues to free threads; returns how long a rate-limited scan
+        had to be put off (0 when it ran)."""
         self.agent.release_idle(LINGER, set(self._inflight))
         free = self.threads - len(self._inflight)
-        if free <= 0:
-            return
         now = utc_now_ms()
+        if free <= 0:
+            return 0.0
+        if time.monotonic() < self._next_scan:
+            return self._next_scan - time.monotonic()
+        started = time.monotonic()
+        heads = self.deliveries.due()
+        # A scan costs what is pending; with a large backlog (a receiver down for long)
+        # scan less often rather than spend the database on re-reading it.
+        self._next_scan = time.monotonic() + max(MIN_SCAN_S, 4 * (time.monotonic() - started))
         ready = [
             key
-            for key, at in self.deliveries.ready_tokens()
-            if at <= now and key not in self._inflight and self._busy_until.get(key, now) <= now
+            for key, head in heads.items()
+            if (head.get("next") is None or head["next"] <= now)
+            and key not in self._inflight
+            and self._busy_until.get(key, now) <= now
         ]
         random.shuffle(ready)  # spread queues across processes
+        self._saturated = len(ready) > free
         for key in ready[:free]:
             self._inflight.add(key)
             self._pool.submit(self._drain, key)
+        return 0.0
 
     def _drain(self, key: str) -> None:
         try:
@@ -175,7 +196,8 @@ class NotificationWorker:
             log.exception("delivering to %s", key)
         finally:
             self._inflight.discard(key)
-            self._notify()
+            if self._saturated:  # queues were left waiting for a free thread
+                self._notify()
 
     def shutdown(self, timeout: float = 30.0) -> None:
         self.stop.set()
