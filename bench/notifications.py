@@ -251,7 +251,9 @@ def main() -> None:
         patients = set_up_patients(client, base, receiver, args.patients)
         for count in [int(n) for n in args.workers.split(",") if n]:
             workers = [start(["worker"], env) for _ in range(count)]
-            wait_until(lambda: receiver.count("CareTeam/") >= 2 * len(patients), 60)
+            # Measure running workers, not their start-up: wait for a probe to go through.
+            probe = post(client, base, observation(patients[0], -1))
+            wait_until(lambda p=probe: receiver.count(f"Observation/{p['id']}/") >= 2, 120)
             latencies, missing = latency_run(base, receiver, patients, args.rate, args.seconds)
             rows.append(
                 f"latency, {count} worker(s), {args.rate:g} writes/s x {args.seconds:g} s: "

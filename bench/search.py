@@ -29,7 +29,7 @@ from harness import ROOT, pct, run_for, start_server
 from fhirhub.embedded.ports import free_port
 
 LOINC_HR = "http://loinc.org|8867-4"
-MRN = "https://fhirhub.example/mrn"
+MRN = "https://fhirhub.example/sid/mrn"
 
 
 def seed(var_dir: Path, db_port: int, pg_port: int, patients: int) -> None:

@@ -48,6 +48,8 @@ class SearchStore:
         skip: int,
         limit: int,
     ) -> list[Document]:
+        if never_matches(query_filter):
+            return []
         cursor = self.resources.find(query_filter)
         if sort:
             cursor = cursor.sort(sort)
@@ -56,6 +58,8 @@ class SearchStore:
         return list(cursor.limit(limit))
 
     def count(self, query_filter: Document) -> int:
+        if never_matches(query_filter):
+            return 0
         return self.resources.count_documents(query_filter)
 
     def by_keys(self, keys: Iterable[str]) -> list[Document]:
@@ -68,14 +72,29 @@ class SearchStore:
         return found
 
     def ids(self, query_filter: Document, limit: int) -> list[str]:
+        if never_matches(query_filter):
+            return []
         return [d["_id"] for d in self.resources.find(query_filter, {"_id": 1}).limit(limit)]
 
     def field_values(self, query_filter: Document, field: str, limit: int) -> list[Any]:
         values: list[Any] = []
+        if never_matches(query_filter):
+            return values
         for doc in self.resources.find(query_filter, {field: 1}).limit(limit):
             found = doc.get(field, [])
             values.extend(found if isinstance(found, list) else [found])
         return values
+
+
+def never_matches(query_filter: Document) -> bool:
+    """A filter with an empty `$in` under an AND can match nothing. Answer without asking the
+    database: FerretDB does not push `$in` down and would scan the whole collection."""
+    for key, value in query_filter.items():
+        if key == "$and" and any(never_matches(sub) for sub in value):
+            return True
+        if isinstance(value, dict) and value.get("$in") == [] and len(value) == 1:
+            return True
+    return False
 
 
 def to_stored(doc: Document) -> StoredVersion:
