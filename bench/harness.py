@@ -60,15 +60,20 @@ def start_server(
     return proc, base, f"mongodb://127.0.0.1:{db_port}/", headers
 
 
-def admin_headers(var_dir: Path, db_port: int, pg_port: int) -> dict[str, str]:
-    """A real SMART access token (auth stays on: the bench measures the production path)."""
-    env = dict(
+def cli_env(var_dir: Path, db_port: int, pg_port: int) -> dict[str, str]:
+    """Environment for `fhirhub` commands against a bench's embedded database."""
+    return dict(
         os.environ,
         FHIRHUB_VAR_DIR=str(var_dir),
         FHIRHUB_DB_PORT=str(db_port),
         FHIRHUB_PG_PORT=str(pg_port),
         FHIRHUB_DB_NAME="bench",
     )
+
+
+def admin_headers(var_dir: Path, db_port: int, pg_port: int) -> dict[str, str]:
+    """A real SMART access token (auth stays on: the bench measures the production path)."""
+    env = cli_env(var_dir, db_port, pg_port)
     token = subprocess.run(
         [
             sys.executable,

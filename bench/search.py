@@ -24,7 +24,7 @@ import httpx
 from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, pct, run_for, start_server
+from harness import ROOT, cli_env, pct, run_for, start_server
 
 from fhirhub.embedded.ports import free_port
 
@@ -36,13 +36,7 @@ def seed(var_dir: Path, db_port: int, pg_port: int, patients: int) -> None:
     marker = var_dir / f"seeded-{patients}"
     if marker.exists():
         return
-    env = dict(
-        os.environ,
-        FHIRHUB_VAR_DIR=str(var_dir),
-        FHIRHUB_DB_PORT=str(db_port),
-        FHIRHUB_PG_PORT=str(pg_port),
-        FHIRHUB_DB_NAME="bench",
-    )
+    env = cli_env(var_dir, db_port, pg_port)
     subprocess.run(
         [sys.executable, "-m", "fhirhub.cli", "seed", "--patients", str(patients)],
         env=env,
