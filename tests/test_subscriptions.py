@@ -197,3 +197,31 @@ def test_off_and_ended_subscriptions_get_nothing(
     wait_for(lambda: outbox_drained(hub))
     assert hub.db["deliveries"].count_documents({}) == 0
     assert receiver.requests == []
+
+
+def test_names_resolving_to_forbidden_addresses_are_dead_lettered_at_once(
+    client: FlaskClient, settings: Settings, definitions: object, receiver: Receiver
+) -> None:
+    # A name is only resolved at delivery; a worker allowing public addresses only refuses
+    # `localhost` -> 127.0.0.1 without sending anything and without retrying.
+    url = f"http://localhost:{receiver.port}/hook"
+    sub = body(create(client, subscription(url, criteria="Patient")))
+    strict = Hub(settings.with_overrides(notify_allowed_hosts="public"))
+    strict.__dict__["definitions"] = definitions
+    worker = NotificationWorker(strict)
+    worker.start()
+    try:
+        create(client, patient())
+        errored = wait_for(
+            lambda: (
+                (r := body(client.get(f"/fhir/Subscription/{sub['id']}")))["status"] == "error"
+                and r
+            )
+        )
+        dead = strict.db["deliveries"].find_one({"sub": f"Subscription/{sub['id']}"})
+    finally:
+        worker.shutdown()
+        strict.close()
+    assert "not allow" in errored["error"]
+    assert dead is not None and dead["st"] == "dead" and dead["n"] == 1
+    assert receiver.requests == []

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhirhub.fhir.errors import FhirError, Issue, Unprocessable
+from fhirhub.service.resources import WriteHook
 from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolicy
 from fhirhub.subscriptions.model import (
     CONTENT_MODES,
@@ -26,7 +27,6 @@ from fhirhub.subscriptions.model import (
 from fhirhub.subscriptions.payloads import parse_header_line
 from fhirhub.subscriptions.routing import NotificationSearch
 
-WriteHook = Callable[[dict[str, Any]], None]
 # (type, id) -> the stored current resource, or None
 CurrentReader = Callable[[str, str], dict[str, Any] | None]
 MIN_SECRET_LENGTH = 16
@@ -43,6 +43,11 @@ class SubscriptionHook:
         self.current = current
 
     def __call__(self, resource: dict[str, Any]) -> None:
+        if resource.get("status") in ("off", "error"):
+            # Nothing is delivered to it, so switching one off (the worker does, after a
+            # dead letter) must work even if its address or criteria are no longer usable.
+            ensure_secret(resource, self.current)
+            return
         criteria = resource.get("criteria")
         if not isinstance(criteria, str) or not criteria.strip():
             raise _reject("Subscription.criteria", "Subscription.criteria is required")
