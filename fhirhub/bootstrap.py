@@ -30,7 +30,7 @@ PUSHDOWN_FIELDS = {
     ],
     "history": ["_id", "t", "rid", "txn", "pub"],
     "transactions": ["_id"],
-    "deliveries": ["_id", "sub", "st", "ev"],
+    "deliveries": ["_id", "sub", "st"],
     "worker_leases": ["_id", "name"],
 }
 

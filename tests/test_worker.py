@@ -105,7 +105,11 @@ def test_worker_killed_mid_delivery_delivers_after_restart(
     # to the team that existed by then. At least once: the send in flight at the kill is
     # repeated with the same event id (the receiver drops it); nothing else twice, none lost.
     counts = Counter(ids)
-    assert len(counts) == 3 and sorted(counts.values()) == [1, 1, 2]
+    # Under load a resend can itself time out and be retried (same event id), so the one
+    # in flight may arrive more than twice; the other two exactly once.
+    assert len(counts) == 3
+    repeats = sorted(counts.values())
+    assert repeats[:2] == [1, 1] and repeats[2] >= 2
     assert receiver.focus()[-1] == wanted
 
 

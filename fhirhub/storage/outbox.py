@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.database import Database
 
 from fhirhub.storage.documents import (
@@ -68,8 +69,13 @@ class OutboxStore:
                 return None  # deleted before as well: nothing was live
         return None
 
-    def mark_published(self, key: str) -> None:
-        self.history.update_one({"_id": key, "pub": PUB_PENDING}, {"$set": {"pub": PUB_DONE}})
+    def mark_published(self, keys: list[str]) -> None:
+        """One round trip for a batch (FerretDB cannot push `$in` down, so not update_many)."""
+        if keys:
+            ops = [
+                UpdateOne({"_id": k, "pub": PUB_PENDING}, {"$set": {"pub": PUB_DONE}}) for k in keys
+            ]
+            self.history.bulk_write(ops, ordered=False)
 
     def publish_all_pending(self) -> int:
         """Mark every pending event done without notifying (bulk-loaded seed data)."""
