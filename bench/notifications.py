@@ -105,7 +105,11 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # our own session: never leave it running
+            proc.wait(timeout=10)
 
 
 def post(client: httpx.Client, base: str, resource: dict[str, Any]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_transaction_events_wait_for_commit_and_compensated_ones_never_go(
 class CrashAfterEnqueue(OutboxStore):
     """Fault injection: the process 'dies' after queueing deliveries, before marking."""
 
-    def mark_published(self, keys: list[str]) -> None:
+    def mark_published(self, key: str) -> None:
         raise SystemExit("killed between enqueue and mark")
 
 

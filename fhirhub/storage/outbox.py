@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.database import Database
 
 from fhirhub.storage.documents import (
@@ -69,13 +68,10 @@ class OutboxStore:
                 return None  # deleted before as well: nothing was live
         return None
 
-    def mark_published(self, keys: list[str]) -> None:
-        """One round trip for a batch (FerretDB cannot push `$in` down, so not update_many)."""
-        if keys:
-            ops = [
-                UpdateOne({"_id": k, "pub": PUB_PENDING}, {"$set": {"pub": PUB_DONE}}) for k in keys
-            ]
-            self.history.bulk_write(ops, ordered=False)
+    def mark_published(self, key: str) -> None:
+        # One update per event: FerretDB 1.24 cannot push `$in` down, and a bulk_write of
+        # many updates hung it outright (all its PostgreSQL connections idle, no reply).
+        self.history.update_one({"_id": key, "pub": PUB_PENDING}, {"$set": {"pub": PUB_DONE}})
 
     def publish_all_pending(self) -> int:
         """Mark every pending event done without notifying (bulk-loaded seed data)."""

@@ -179,7 +179,7 @@ class Dispatcher:
         for doc in ready:
             self.events.put(doc)
         self.deliveries.enqueue(deliveries)
-        self.outbox.mark_published([d["_id"] for d in ready])
+        list(self._pool.map(self.outbox.mark_published, [d["_id"] for d in ready]))
         if deliveries:
             self.on_enqueued()
         return len(ready)

@@ -199,18 +199,27 @@ class NotificationWorker:
             if self._saturated:  # queues were left waiting for a free thread
                 self._notify()
 
-    def shutdown(self, timeout: float = 30.0) -> None:
+    def shutdown(self, timeout: float = 30.0) -> bool:
+        """Stop, letting sends in flight finish; False if some did not within `timeout`
+        (a database that stopped answering), whose leases then simply expire."""
+        deadline = time.monotonic() + timeout
         self.stop.set()
         self._notify()
         for thread in self._background:
-            thread.join(timeout)
-        self._pool.shutdown(wait=True)
-        self.agent.release_all()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        while self._inflight and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stuck = set(self._inflight)
+        self._pool.shutdown(wait=not stuck, cancel_futures=True)
+        self.agent.release_idle(timedelta(0), stuck)
         for sender in self._senders:
             sender.close()
+        return not stuck and not any(t.is_alive() for t in self._background)
 
     def run_until_signalled(self) -> None:
         def _on_signal(signum: int, frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                os._exit(1)  # second Ctrl-C: do not wait for anything
             self.stop.set()
 
         signal.signal(signal.SIGINT, _on_signal)
@@ -219,4 +228,6 @@ class NotificationWorker:
         log.warning("notification worker %s running (%d threads)", self.owner, self.threads)
         while not self.stop.wait(0.5):
             pass
-        self.shutdown()
+        if not self.shutdown():
+            log.error("notification worker: deliveries still blocked at exit; leaving them")
+            os._exit(1)  # blocked pool threads would otherwise keep the process alive
