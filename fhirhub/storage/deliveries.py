@@ -50,7 +50,7 @@ class DeliveryStore:
         """The head (oldest pending delivery) of every non-empty queue, by subscriber."""
         heads: dict[str, dict[str, Any]] = {}
         fields = {"sub": 1, "ts": 1, "ev": 1, "next": 1}
-        for doc in self.deliveries.find({"st": PENDING}, fields):
+        for doc in self.deliveries.find({"st": PENDING}, fields, batch_size=100_000):
             head = heads.get(doc["sub"])
             if head is None or (doc["ts"], doc["ev"]) < (head["ts"], head["ev"]):
                 heads[doc["sub"]] = doc

@@ -26,6 +26,8 @@ from fhirhub.storage.documents import (
     version_key,
 )
 
+SCAN_BATCH = 100_000
+
 
 class OutboxStore:
     def __init__(self, db: Database):
@@ -39,7 +41,8 @@ class OutboxStore:
         FerretDB pushes neither the sort nor a limit down with this filter, and sorts in Go
         slowly (3.5 s for 20k documents against 0.5 s unsorted, measured), so all pending
         documents are fetched in one round trip and ordered here; normally only a few."""
-        docs = list(self.history.find({"pub": PUB_PENDING}))
+        # One batch: no FerretDB cursor left open between round trips.
+        docs = list(self.history.find({"pub": PUB_PENDING}, batch_size=SCAN_BATCH))
         docs.sort(key=lambda d: (d["ts"], d["_id"]))
         return docs
 
