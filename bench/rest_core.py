@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import FHIR, pct, run_for, start_server  # noqa: E402
 
+from fhirhub.storage.documents import decode_resource  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -72,7 +74,7 @@ def main() -> None:
         observation_ids = [d["rid"] for d in cursor]
         sample = db.resources.find_one({"t": "Observation"})
         assert sample is not None
-        body = dict(sample["res"])
+        body = dict(decode_resource(sample["res"]) or {})
         body.pop("meta", None)
         body.pop("id", None)
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import ROOT, cli_env, pct, run_for, start_server
 
 from fhirhub.embedded.ports import free_port
+from fhirhub.storage.documents import decode_resource
 
 LOINC_HR = "http://loinc.org|8867-4"
 MRN = "https://fhirhub.example/sid/mrn"
@@ -66,8 +67,8 @@ def main() -> None:
     client = httpx.Client(timeout=60, headers=auth)
     patients = [d["rid"] for d in db.resources.find({"t": "Patient"}, {"rid": 1})]
     mrns = {}
-    for doc in db.resources.find({"t": "Patient"}, {"rid": 1, "res.identifier": 1}):
-        for ident in doc["res"].get("identifier", []):
+    for doc in db.resources.find({"t": "Patient"}, {"rid": 1, "res": 1}):
+        for ident in (decode_resource(doc["res"]) or {}).get("identifier", []):
             if ident.get("system") == MRN:
                 mrns[doc["rid"]] = ident["value"]
     print(f"{db.resources.estimated_document_count()} resources, {len(patients)} patients")

@@ -12,7 +12,7 @@ from fhirhub.importer.runner import Importer
 from fhirhub.importer.sources import discover
 from fhirhub.importer.state import ImportState
 from fhirhub.service.bundles import BundleService
-from fhirhub.storage.documents import RESOURCES
+from fhirhub.storage.documents import RESOURCES, decode_resource
 from tests.helpers import corpus_dir
 
 HIV = corpus_dir() / "synthea-r4" / "google-fhir-data-pipes-synthea-hiv"
@@ -57,7 +57,7 @@ def test_synthea_with_shared_directory_bundles(indexed_hub: Hub, tmp_path: Path)
     assert hub.db[RESOURCES].count_documents({}) == expected
     patient = hub.db[RESOURCES].find_one({"t": "Encounter"})
     assert patient is not None
-    provider = patient["res"]["serviceProvider"]["reference"]
+    provider = (decode_resource(patient["res"]) or {})["serviceProvider"]["reference"]
     assert provider.startswith("Organization/") and "?" not in provider
 
     again = [importer(hub, ImportState(tmp_path / "state.json")).import_file(f) for f in files]

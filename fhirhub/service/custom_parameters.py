@@ -14,7 +14,7 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from fhirhub.fhir.search.registry import SearchRegistry
-from fhirhub.storage.documents import RESOURCES
+from fhirhub.storage.documents import RESOURCES, decode_resource
 
 REFRESH_SECONDS = 1.0
 
@@ -44,7 +44,7 @@ class CustomParameters:
                 return
             self._marker = marker
             stored = self.collection.find({"t": "SearchParameter", "del": False}, {"res": 1})
-            self.registry.set_custom([d["res"] for d in stored])
+            self.registry.set_custom([decode_resource(d["res"]) or {} for d in stored])
 
     def force(self) -> None:
         self._checked = 0.0

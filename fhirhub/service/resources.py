@@ -125,6 +125,11 @@ class ResourceService:
         if current is None:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
         if current.deleted:
+            access.guard_gone(
+                resource_type,
+                resource_id,
+                lambda: self.store.version(resource_type, resource_id, current.version - 1),
+            )
             raise Gone(
                 f"{resource_type}/{resource_id} was deleted",
                 headers={"ETag": current.etag},
@@ -138,11 +143,19 @@ class ResourceService:
         if not version_id.isdigit() or len(version_id) > 12:
             raise NotFound(f"{resource_type}/{resource_id} has no version {version_id[:20]!r}")
         stored = self.store.version(resource_type, resource_id, int(version_id))
+        missing = f"{resource_type}/{resource_id} has no version {version_id}"
         if stored is None:
-            raise NotFound(f"{resource_type}/{resource_id} has no version {version_id}")
+            raise NotFound(missing)
         if stored.deleted:
+            version = stored.version
+            access.guard_gone(
+                resource_type,
+                resource_id,
+                lambda: self.store.version(resource_type, resource_id, version - 1),
+                missing,
+            )
             raise Gone(f"version {version_id} of {resource_type}/{resource_id} is a deletion")
-        access.guard_read(resource_type, stored)
+        access.guard_read(resource_type, stored, missing)
         return stored
 
     def find(self, resource_type: str, query_string: str, purpose: str) -> list[StoredVersion]:
@@ -188,6 +201,7 @@ class ResourceService:
             must_not_exist=True,
             index=self.indexer(resource),
             txn=txn,
+            fresh_id=resource_id is None,
         )
         return WriteResult(stored, created=True, warnings=warnings)
 
@@ -254,6 +268,9 @@ class ResourceService:
         if_match: str | None = None,
     ) -> WriteResult:
         current = self._live(resource_type, resource_id)
+        # Hidden from the token: the same 404 as _live gives a missing id (and before If-Match
+        # is compared, whose 412 would confirm the resource exists).
+        access.guard_write("PUT", resource_type, None, current)
         expected = parse_etag(if_match) if if_match else current.version
         if current.version != expected:
             raise PreconditionFailed(

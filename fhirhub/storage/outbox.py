@@ -22,6 +22,7 @@ from fhirhub.storage.documents import (
     PUB_PENDING,
     RESOURCES,
     TRANSACTIONS,
+    decode_resource,
     resource_key,
     version_key,
 )
@@ -64,8 +65,8 @@ class OutboxStore:
         """The last live version before `doc` (what a delete removed)."""
         for version in range(doc["v"] - 1, 0, -1):
             prior = self.history.find_one({"_id": version_key(doc["t"], doc["rid"], version)})
-            if prior is not None and prior.get("res") is not None:
-                resource: dict[str, Any] = prior["res"]
+            resource = decode_resource(prior.get("res")) if prior is not None else None
+            if resource is not None:
                 return resource
             if prior is not None:
                 return None  # deleted before as well: nothing was live

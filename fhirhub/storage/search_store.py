@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from fhirhub.storage.documents import INDEX_PREFIX, RESOURCES, StoredVersion
+from fhirhub.storage.documents import INDEX_PREFIX, RESOURCES, StoredVersion, decoded
 
 Document = dict[str, Any]
 
@@ -55,7 +55,7 @@ class SearchStore:
             cursor = cursor.sort(sort)
         if skip:
             cursor = cursor.skip(skip)
-        return list(cursor.limit(limit))
+        return [decoded(doc) for doc in cursor.limit(limit)]
 
     def count(self, query_filter: Document) -> int:
         if never_matches(query_filter):
@@ -68,7 +68,7 @@ class SearchStore:
         for key in dict.fromkeys(keys):
             doc = self.resources.find_one({"_id": key, "del": False})
             if doc is not None:
-                found.append(doc)
+                found.append(decoded(doc))
         return found
 
     def ids(self, query_filter: Document, limit: int) -> list[str]:

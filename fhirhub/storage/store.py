@@ -10,11 +10,13 @@ forward once it is older than STALE_AFTER, so no acknowledged version is ever lo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -26,11 +28,18 @@ from fhirhub.storage.documents import (
     RESOURCES,
     TRANSACTIONS,
     StoredVersion,
+    decode_resource,
+    encode_resource,
     resource_key,
     version_key,
 )
 
 STALE_AFTER = timedelta(seconds=30)
+INSERT_CHUNK = 100
+PARALLEL_MIN_DOCS = 40
+# Shared by all requests: bounds the database connections one process uses for bulk inserts.
+_INSERTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-insert")
+Document = dict[str, Any]
 MAX_ATTEMPTS = 20
 
 Clock = Callable[[], datetime]
@@ -120,11 +129,17 @@ class ResourceStore:
         must_not_exist: bool = False,
         index: Mapping[str, Any] | None = None,
         txn: str | None = None,
+        fresh_id: bool = False,
     ) -> StoredVersion:
-        """Write a new version (resource None means delete). Returns the stored version."""
+        """Write a new version (resource None means delete). Returns the stored version.
+
+        `fresh_id`: the caller generated the id (uuid4) just now, so there is no current
+        version to read; that saves a round trip per create. A collision (practically
+        impossible) still fails the history insert and falls back to the read."""
         key = resource_key(resource_type, resource_id)
-        for _ in range(MAX_ATTEMPTS):
-            cur = self.resources.find_one({"_id": key})
+        for attempt in range(MAX_ATTEMPTS):
+            fresh = fresh_id and attempt == 0
+            cur = None if fresh else self.resources.find_one({"_id": key})
             cur_version = cur["v"] if cur else 0
             live = cur is not None and not cur.get("del")
             if expected_version is not None and (not live or cur_version != expected_version):
@@ -146,7 +161,7 @@ class ResourceStore:
                 "ts": moment,
                 "del": resource is None,
                 "m": method,
-                "res": body,
+                "res": encode_resource(body),
             }
             hist = {
                 "_id": version_key(resource_type, resource_id, new_version),
@@ -164,7 +179,7 @@ class ResourceStore:
             current = {**doc, **{INDEX_PREFIX + k: v for k, v in (index or {}).items()}}
             self._step("current")
             if self._swap_current(key, cur_version, current):
-                return StoredVersion.from_doc(doc)
+                return StoredVersion.from_doc(doc, body)
             self.history.delete_one({"_id": hist["_id"]})
         raise Conflict(f"{key} is being updated concurrently; retry the request")
 
@@ -178,6 +193,7 @@ class ResourceStore:
         results: list[StoredVersion] = []
         for plan in plans:
             version = plan.prior_version + 1
+            body = _with_meta(plan.resource, plan.resource_id, version, moment)
             doc: dict[str, Any] = {
                 "t": plan.resource_type,
                 "rid": plan.resource_id,
@@ -185,7 +201,7 @@ class ResourceStore:
                 "ts": moment,
                 "del": plan.resource is None,
                 "m": plan.method,
-                "res": _with_meta(plan.resource, plan.resource_id, version, moment),
+                "res": encode_resource(body),
             }
             key = resource_key(plan.resource_type, plan.resource_id)
             hist_docs.append(
@@ -201,21 +217,43 @@ class ResourceStore:
                 creates.append({"_id": key, **current})
             else:
                 replaces.append((key, plan.prior_version, current))
-            results.append(StoredVersion.from_doc(doc))
-        try:
-            self._step("history")
-            if hist_docs:
-                self.history.insert_many(hist_docs, ordered=True)
-            self._step("create")
-            if creates:
-                self.resources.insert_many(creates, ordered=True)
-        except BulkWriteError as exc:
-            raise Conflict(f"a resource in the transaction changed concurrently: {exc}") from None
+            results.append(StoredVersion.from_doc(doc, body))
+        self._insert_staged(hist_docs, creates)
         for key, prior, current in replaces:
             self._step("update")
             if self.resources.replace_one({"_id": key, "v": prior}, current).matched_count != 1:
                 raise Conflict(f"{key} changed while the transaction was being written")
         return results
+
+    def _insert_staged(self, hist_docs: list[Document], creates: list[Document]) -> None:
+        """Insert a transaction's history versions and new current documents. Large sets
+        go in chunks over parallel connections: FerretDB converts and PostgreSQL indexes
+        each insert command on one core, and the request thread only waits meanwhile.
+        Order between the chunks does not matter: the history versions stay invisible until
+        the commit, and any failure is compensated through the transaction log."""
+        parallel = len(hist_docs) + len(creates) >= PARALLEL_MIN_DOCS
+        futures: list[Future[Any]] = []
+
+        def insert(collection: Collection[Document], docs: list[Document]) -> None:
+            if parallel:
+                futures.append(_INSERTS.submit(collection.insert_many, docs, ordered=True))
+            else:
+                collection.insert_many(docs, ordered=True)
+
+        try:
+            try:
+                self._step("history")
+                for docs in _chunks(hist_docs):
+                    insert(self.history, docs)
+                self._step("create")
+                for docs in _chunks(creates):
+                    insert(self.resources, docs)
+            finally:
+                wait(futures)  # nothing may still be writing once this returns or raises
+            for future in futures:
+                future.result()
+        except BulkWriteError as exc:
+            raise Conflict(f"a resource in the transaction changed concurrently: {exc}") from None
 
     def _step(self, name: str) -> None:
         if self.before_write is not None:
@@ -262,7 +300,12 @@ class ResourceStore:
         changed = 0
         for doc in self.resources.find(query):
             fresh = {k: v for k, v in doc.items() if not k.startswith(INDEX_PREFIX)}
-            fresh.update({INDEX_PREFIX + k: v for k, v in index_of(doc["res"]).items()})
+            fresh.update(
+                {
+                    INDEX_PREFIX + k: v
+                    for k, v in index_of(decode_resource(doc["res"]) or {}).items()
+                }
+            )
             if fresh != doc:
                 result = self.resources.replace_one({"_id": doc["_id"], "v": doc["v"]}, fresh)
                 changed += result.modified_count
@@ -321,3 +364,7 @@ def _with_meta(
     body.update((k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta"))
     body["meta"] = meta
     return body
+
+
+def _chunks(docs: list[Document]) -> list[list[Document]]:
+    return [docs[i : i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]

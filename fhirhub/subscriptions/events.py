@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fhirhub.storage.documents import decode_resource
+
 # Event ids are derived from the version key, so every retry and every worker computes the
 # same id and receivers can de-duplicate on it.
 EVENT_NAMESPACE = uuid.UUID("5b0e2b8e-6a3c-4d0e-9a53-7f1f3c1e9b21")
@@ -36,7 +38,7 @@ class ChangeEvent:
             timestamp=doc["ts"],
             method=doc.get("m", "PUT"),
             deleted=bool(doc.get("del")),
-            resource=previous if doc.get("del") else doc.get("res"),
+            resource=previous if doc.get("del") else decode_resource(doc.get("res")),
         )
 
     @property
