@@ -53,6 +53,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     seed_on_empty: bool = True
     db_timeout_ms: int = 5000
+    db_socket_timeout_ms: int = 60000
     # Notifications (subscriptions and care-team routing); see README "Notifications".
     # Empty: loopback and public addresses with the embedded database (dev), public otherwise.
     notify_allowed_hosts: str = ""
@@ -64,16 +65,29 @@ class Settings:
     worker_threads: int = 8
     worker_poll_ms: int = 100
     start_worker: bool = True
+    # Open Subscription websockets per web process; each holds one gunicorn thread, and
+    # `fhirhub serve` adds this many threads so plain requests keep theirs.
+    websocket_max: int = 8
     # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.
     auth: bool = True
     auth_token_ttl: int = 3600
     auth_refresh_ttl: int = 30 * 24 * 3600
     auth_code_ttl: int = 60
+    # Failed password logins per username / per client address within the window (seconds)
+    # before sign-in answers 429 until the oldest failure leaves the window; 0: no limit.
+    auth_login_max_failures: int = 5
+    auth_login_max_failures_ip: int = 20
+    auth_login_window: int = 300
 
     @property
     def auth_base(self) -> str:
         """Where the authorization server lives: beside the FHIR base, under /auth."""
         return self.fhir_base.removesuffix("/fhir") + "/auth"
+
+    @property
+    def websocket_url(self) -> str:
+        """The R4 Subscription websocket, beside the FHIR base: http -> ws, https -> wss."""
+        return "ws" + self.fhir_base.removeprefix("http") + "/websocket"
 
     @property
     def fhir_base(self) -> str:
@@ -125,6 +139,9 @@ class Settings:
             max_body_bytes=_int(env, "FHIRHUB_MAX_BODY_BYTES", defaults.max_body_bytes),
             seed_on_empty=_bool(env, "FHIRHUB_SEED", defaults.seed_on_empty),
             db_timeout_ms=_int(env, "FHIRHUB_DB_TIMEOUT_MS", defaults.db_timeout_ms),
+            db_socket_timeout_ms=_int(
+                env, "FHIRHUB_DB_SOCKET_TIMEOUT_MS", defaults.db_socket_timeout_ms
+            ),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(
@@ -140,8 +157,16 @@ class Settings:
             worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),
             worker_poll_ms=_int(env, "FHIRHUB_WORKER_POLL_MS", defaults.worker_poll_ms),
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
+            websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             auth_refresh_ttl=_int(env, "FHIRHUB_AUTH_REFRESH_TTL", defaults.auth_refresh_ttl),
             auth_code_ttl=_int(env, "FHIRHUB_AUTH_CODE_TTL", defaults.auth_code_ttl),
+            auth_login_max_failures=_int(
+                env, "FHIRHUB_AUTH_LOGIN_MAX_FAILURES", defaults.auth_login_max_failures
+            ),
+            auth_login_max_failures_ip=_int(
+                env, "FHIRHUB_AUTH_LOGIN_MAX_FAILURES_IP", defaults.auth_login_max_failures_ip
+            ),
+            auth_login_window=_int(env, "FHIRHUB_AUTH_LOGIN_WINDOW", defaults.auth_login_window),
         )

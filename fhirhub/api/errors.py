@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, request
+from pymongo.errors import ConnectionFailure
 from werkzeug.exceptions import HTTPException
 
 from fhirhub.api.render import fhir_response
@@ -42,6 +43,14 @@ def register_error_handlers(app: Flask) -> None:
         if status == 405 and valid_methods:
             headers["Allow"] = ", ".join(valid_methods)
         return fhir_response(outcome([issue]), status, headers)
+
+    @app.errorhandler(ConnectionFailure)
+    def _database_unavailable(error: ConnectionFailure) -> Response:
+        # Unreachable, timed out or reconnecting: the client may retry; nothing was
+        # acknowledged, and a half-done write is rolled forward or compensated by the store.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        issue = Issue(code="transient", diagnostics="the database is unavailable; retry later")
+        return fhir_response(outcome([issue]), 503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

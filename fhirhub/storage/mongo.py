@@ -18,6 +18,9 @@ def connect(settings: Settings) -> MongoClient:
         settings.effective_mongodb_uri,
         serverSelectionTimeoutMS=settings.db_timeout_ms,
         connectTimeoutMS=settings.db_timeout_ms,
+        # A database that stops answering (FerretDB has hung on some bulk writes) must not
+        # hold request threads forever: the request fails with 503 instead.
+        socketTimeoutMS=settings.db_socket_timeout_ms,
         uuidRepresentation="standard",
         tz_aware=True,
         tzinfo=UTC,
