@@ -12,37 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
 
-from fhirhub.embedded.postgres import PG_DATABASE, PG_USER, bin_dir
+from fhirhub.embedded.postgres import psql
 
 _SAFE = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-def _psql(port: int, sql: str) -> str:
-    proc = subprocess.run(
-        [
-            str(bin_dir() / "psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            PG_USER,
-            "-d",
-            PG_DATABASE,
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip())
-    return proc.stdout
 
 
 def ensure_gin_indexes(port: int, db_name: str, fields: dict[str, list[str]]) -> int:
@@ -50,7 +23,7 @@ def ensure_gin_indexes(port: int, db_name: str, fields: dict[str, list[str]]) ->
     if not _SAFE.match(db_name):
         return 0
     metadata = f'"{db_name}"._ferretdb_database_metadata'
-    rows = _psql(port, f"select _jsonb->>'_id', _jsonb->>'table' from {metadata}")
+    rows = psql(port, f"select _jsonb->>'_id', _jsonb->>'table' from {metadata}")
     tables = dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
     statements = []
     for collection, names in fields.items():
@@ -66,5 +39,5 @@ def ensure_gin_indexes(port: int, db_name: str, fields: dict[str, list[str]]) ->
                 f"using gin ((_jsonb -> '{field}') jsonb_path_ops)"
             )
     if statements:
-        _psql(port, "; ".join(statements))
+        psql(port, "; ".join(statements))
     return len(statements)

@@ -17,6 +17,7 @@ from fhirhub.fhir.errors import ConfigurationError
 
 PG_USER = "fhirhub"
 PG_DATABASE = "ferretdb"
+AUTOVACUUM_NAPTIME = "5s"
 
 
 def bin_dir() -> Path:
@@ -30,6 +31,19 @@ def bin_dir() -> Path:
         "PostgreSQL server binaries not found: `apt-get install postgresql` (make does this), "
         "or set FHIRHUB_DB_BACKEND=sqlite, or set MONGODB_URI"
     )
+
+
+def psql(port: int, sql: str) -> str:
+    """Run SQL on the embedded cluster as its owner (set-up only; no request input)."""
+    connection = ["-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, "-d", PG_DATABASE]
+    proc = subprocess.run(
+        [str(bin_dir() / "psql"), *connection, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip())
+    return proc.stdout
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -100,7 +114,9 @@ class PostgresCluster:
             )
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} "
-            "-c synchronous_commit=off"
+            "-c synchronous_commit=off "
+            # Outbox and delivery tables churn fast; see storage/delivery_vacuum.py.
+            f"-c autovacuum_naptime={AUTOVACUUM_NAPTIME}"
         )
         _check(
             [
