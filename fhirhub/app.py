@@ -16,6 +16,7 @@ from fhirhub.api import (
     search,
     smart,
     subscriptions,
+    websocket,
 )
 from fhirhub.api.negotiation import response_mime
 from fhirhub.config import Settings
@@ -51,4 +52,5 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
     app.register_blueprint(search.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(health.bp)
+    websocket.install(app, hub)  # [base]/websocket, served in front of the routes above
     return app

@@ -9,6 +9,7 @@ from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.transactions import recover
+from fhirhub.storage.websockets import SocketStore
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     hub.store.ensure_indexes()
     DeliveryStore(hub.db).ensure_indexes()
     LeaseStore(hub.db).ensure_indexes()
+    SocketStore(hub.db).ensure_indexes()
     tune_embedded_database(hub)
     recovered = recover(hub.store)
     if recovered:

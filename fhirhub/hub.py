@@ -171,6 +171,7 @@ class Hub:
             operations=(("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
             patch_formats=("application/json-patch+json",),
             security=capability_security(self.settings) if self.settings.auth else None,
+            websocket=self.settings.websocket_url,
         )
 
     def capability_statement(self) -> dict[str, Any]:

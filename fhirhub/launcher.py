@@ -19,6 +19,8 @@ from fhirhub.fhir.errors import ConfigurationError
 from fhirhub.hub import Hub
 from fhirhub.runtime import start_database
 
+HTTP_THREADS = 8
+
 
 def serve(settings: Settings) -> None:
     if port_in_use(settings.port, settings.host):
@@ -37,28 +39,7 @@ def serve(settings: Settings) -> None:
             smart_lines = _smart_demo(hub)
         finally:
             hub.close()
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"{settings.host}:{settings.port}",
-                    "--workers",
-                    str(settings.web_workers),
-                    "--worker-class",
-                    "gthread",
-                    "--threads",
-                    "8",
-                    "--access-logfile",
-                    "-",
-                    "--log-level",
-                    "warning",
-                    "fhirhub.app:create_app()",
-                ]
-            )
-        )
+        children.append(subprocess.Popen(gunicorn_command(settings)))
         if settings.start_worker:
             # The notification worker delivers what the web processes commit to the outbox.
             children.append(subprocess.Popen([sys.executable, "-m", "fhirhub.cli", "worker"]))
@@ -70,6 +51,32 @@ def serve(settings: Settings) -> None:
         _stop(children)
         if started_db is not None:
             started_db.stop()
+
+
+def gunicorn_command(settings: Settings, app: str = "fhirhub.app:create_app()") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{settings.host}:{settings.port}",
+        "--workers",
+        str(settings.web_workers),
+        "--worker-class",
+        "gthread",
+        # An open Subscription websocket holds a thread for its lifetime: 8 for requests,
+        # plus one per socket allowed (the web process refuses sockets beyond that).
+        "--threads",
+        str(HTTP_THREADS + settings.websocket_max),
+        # Lets open websockets close when a worker is told to stop.
+        "--config",
+        "python:fhirhub.gunicorn_hooks",
+        "--access-logfile",
+        "-",
+        "--log-level",
+        "warning",
+        app,
+    ]
 
 
 def _smart_demo(hub: Hub) -> list[str]:

@@ -21,6 +21,8 @@ from fhirhub.embedded.fhir_package import ensure_fhir_package
 from fhirhub.embedded.ports import free_port
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.hub import Hub
+from fhirhub.worker.runner import NotificationWorker
+from tests.test_notifications_support import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +106,26 @@ def app(settings: Settings, hub: Hub) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- notifications: a loopback HTTP receiver and an in-process worker on the test's hub ------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver().start()
+    yield receiver
+    if receiver.hold is not None:
+        receiver.hold.set()  # let requests a test held back finish
+    receiver.stop()
+
+
+@pytest.fixture
+def worker(hub: Hub) -> Iterator[NotificationWorker]:
+    worker = NotificationWorker(hub)
+    worker.start()
+    yield worker
+    worker.shutdown()
 
 
 # -- SMART on FHIR: apps with authorization on (tests/test_auth*.py, tests/test_smart*.py) ----

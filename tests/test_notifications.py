@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask.testing import FlaskClient
 
@@ -33,21 +31,6 @@ CONTENT = "https://fhirhub.example/fhir/StructureDefinition/notification-content
 def settings(settings: Settings) -> Settings:
     """The shared fresh-database settings, with fast notification timings."""
     return notification_settings(settings, notify_max_attempts=100)  # no dead letters here
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def worker(hub: Hub) -> Iterator[NotificationWorker]:
-    worker = NotificationWorker(hub)
-    worker.start()
-    yield worker
-    worker.shutdown()
 
 
 def delivery(hub: Hub, key: str) -> dict[str, object]:

@@ -3,7 +3,6 @@ subscriber conventions, backoff."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,13 +18,6 @@ from fhirhub.worker.sender import Sender
 from tests.test_notifications_support import SECRET, Receiver, endpoint
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,21 +29,6 @@ HEART_RATE = "Observation?code=http://loinc.org|8867-4"
 def settings(settings: Settings) -> Settings:
     """The shared fresh-database settings, with fast notification timings."""
     return notification_settings(settings, notify_max_attempts=3)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
-def worker(hub: Hub) -> Iterator[NotificationWorker]:
-    worker = NotificationWorker(hub)
-    worker.start()
-    yield worker
-    worker.shutdown()
 
 
 def subscription(endpoint: str, criteria: str = HEART_RATE, **channel: Any) -> dict[str, Any]:
@@ -79,7 +63,7 @@ def test_requested_subscription_is_activated_with_a_secret(client: FlaskClient) 
     [
         ({"criteria": "Observation?no-such-param=1"}, "criteria"),
         ({"criteria": "NotAType?code=1"}, "criteria"),
-        ({"channel": {"type": "websocket"}}, "not supported"),
+        ({"channel": {"type": "email", "endpoint": "mailto:a@example.org"}}, "not supported"),
         ({"channel": {"type": "rest-hook", "endpoint": "ftp://127.0.0.1/x"}}, "http(s)"),
         ({"channel": {"type": "rest-hook", "endpoint": "http://169.254.169.254/"}}, "not allow"),
         (

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
@@ -34,15 +33,6 @@ def settings(settings: Settings) -> Settings:
     return notification_settings(
         settings, notify_max_attempts=100, worker_lease_ms=2000, notify_timeout_ms=500
     )
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver().start()
-    yield receiver
-    if receiver.hold is not None:
-        receiver.hold.set()
-    receiver.stop()
 
 
 def start_worker_process(settings: Settings) -> subprocess.Popen[bytes]:

@@ -9,6 +9,7 @@ from typing import Any
 from fhirhub import __version__
 
 FHIR_VERSION = "4.0.1"
+WEBSOCKET_EXTENSION = "http://hl7.org/fhir/StructureDefinition/capabilitystatement-websocket"
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,14 @@ class ServerSupport:
     security: Mapping[str, Any] | None = None
     formats: tuple[str, ...] = ("application/fhir+json", "json")
     patch_formats: tuple[str, ...] = field(default=())
+    websocket: str | None = None  # where R4 websocket Subscriptions bind
 
 
 def capability_statement(base_url: str, support: ServerSupport, date: str) -> dict[str, Any]:
-    rest: dict[str, Any] = {"mode": "server", "resource": [_resource(r) for r in support.resources]}
+    rest: dict[str, Any] = {}
+    if support.websocket:
+        rest["extension"] = [{"url": WEBSOCKET_EXTENSION, "valueUri": support.websocket}]
+    rest.update(mode="server", resource=[_resource(r) for r in support.resources])
     if support.system_interactions:
         rest["interaction"] = [{"code": code} for code in support.system_interactions]
     if support.operations:

@@ -3,8 +3,10 @@
 A delivery is inserted by the dispatcher with a deterministic _id, so fanning an event out
 twice (after a crash) cannot queue it twice. Afterwards only the holder of the subscriber's
 lease writes it (FerretDB's guarded updates are not atomic, so no document has two
-writers). Workers find work by one scan of what is pending: no wake-up records to keep
-consistent, and with vacuum keeping up the scan costs as much as the work in flight.
+writers), except that a websocket delivery, once `ready`, is finished by the web
+process(es) it was handed to (storage/websockets.py). Workers find work by one scan of
+what is pending: no wake-up records to keep consistent, and with vacuum keeping up the scan
+costs as much as the work in flight.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ PENDING = "pending"
 DELIVERED = "delivered"
 DEAD = "dead"  # dead-lettered: gave up after the maximum attempts or a permanent failure
 SKIPPED = "skipped"  # not sent: subscriber inactive, filtered, or no longer on the care team
-STATES = (PENDING, DELIVERED, DEAD, SKIPPED)
+# Websocket Subscriptions: handed by the worker to the web process(es) holding a bound socket
+# (storage/websockets.py), which ping and then record delivered (or skipped).
+READY = "ready"
+STATES = (PENDING, DELIVERED, DEAD, SKIPPED, READY)
 
 
 def delivery_key(subscriber: str, event_key: str) -> str:
@@ -67,13 +72,23 @@ class DeliveryStore:
     def finish(self, delivery_id: str, state: str, fields: dict[str, Any]) -> None:
         self.deliveries.update_one({"_id": delivery_id}, {"$set": {"st": state, **fields}})
 
+    def finish_if(self, delivery_id: str, current: str, state: str, fields: dict[str, Any]) -> None:
+        """Only while still in `current` (a websocket delivery another process has recorded
+        as delivered must not be turned back into skipped)."""
+        query = {"_id": delivery_id, "st": current}
+        self.deliveries.update_one(query, {"$set": {"st": state, **fields}})
+
+    def ready_before(self, before: datetime) -> list[str]:
+        query = {"st": READY, "at": {"$lt": before}}
+        return [d["_id"] for d in self.deliveries.find(query, {"_id": 1})]
+
     def retry_later(self, delivery_id: str, fields: dict[str, Any]) -> None:
         self.deliveries.update_one({"_id": delivery_id}, {"$set": fields})
 
     def prune(self, before: datetime) -> int:
         """Forget finished deliveries last touched before `before` (dead letters stay)."""
         removed = 0
-        for state in (DELIVERED, SKIPPED):
+        for state in (DELIVERED, SKIPPED, READY):
             query = {"st": state, "at": {"$lt": before}}
             removed += self.deliveries.delete_many(query).deleted_count
         return removed

@@ -1,10 +1,11 @@
 """Write-time rules for Subscription and notification Endpoints (run after validation).
 
 Subscription: criteria must parse with the search engine, channel must be rest-hook with an
-allowed http(s) endpoint, payload JSON or absent, headers "Name: value"; a `requested`
-Subscription is activated here, so clients never see it stuck in requested. Both kinds of
-subscriber get a signing secret when they have none; an update that omits it keeps the old
-one (a PUT of what the client knew must not silently rotate the key).
+allowed http(s) endpoint or websocket (no endpoint: the client binds to the server's socket),
+payload JSON or absent, headers "Name: value"; a `requested` Subscription is activated here,
+so clients never see it stuck in requested. Rest-hook Subscriptions and Endpoints get a
+signing secret when they have none; an update that omits it keeps the old one (a PUT of
+what the client knew must not silently rotate the key).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from fhirhub.fhir.errors import FhirError, Issue, Unprocessable
 from fhirhub.service.resources import WriteHook
 from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolicy
 from fhirhub.subscriptions.model import (
+    CHANNEL_TYPES,
     CONTENT_MODES,
     JSON_MIMES,
     NOTIFICATION_CONTENT,
     SIGNING_SECRET,
+    WEBSOCKET,
     extension_value,
     wants_notifications,
 )
@@ -58,15 +61,20 @@ class SubscriptionHook:
                 "Subscription.criteria", f"Subscription.criteria is not usable: {error.diagnostics}"
             ) from None
         channel = resource.get("channel") or {}
-        if channel.get("type") != "rest-hook":
+        if channel.get("type") not in CHANNEL_TYPES:
             raise _reject(
                 "Subscription.channel.type",
-                f"channel type {channel.get('type')!r} is not supported; use rest-hook",
+                f"channel type {channel.get('type')!r} is not supported; use "
+                + " or ".join(CHANNEL_TYPES),
             )
-        try:
-            self.policy.check_url(str(channel.get("endpoint") or ""))
-        except AddressNotAllowed as error:
-            raise _reject("Subscription.channel.endpoint", f"channel.endpoint: {error}") from None
+        websocket = channel.get("type") == WEBSOCKET
+        if not websocket:
+            try:
+                self.policy.check_url(str(channel.get("endpoint") or ""))
+            except AddressNotAllowed as error:
+                raise _reject(
+                    "Subscription.channel.endpoint", f"channel.endpoint: {error}"
+                ) from None
         payload = channel.get("payload")
         if payload is not None and payload not in JSON_MIMES:
             raise _reject(
@@ -77,7 +85,8 @@ class SubscriptionHook:
         if resource.get("status") == "requested":
             resource["status"] = "active"
             resource.pop("error", None)
-        ensure_secret(resource, self.current)
+        if not websocket:  # a ping over the client's own socket has nothing to sign
+            ensure_secret(resource, self.current)
 
 
 def endpoint_hook(current: CurrentReader) -> WriteHook:

@@ -28,6 +28,11 @@ NOTIFICATION_CARE_TEAM = EXT_BASE + "notification-care-team"
 TAG_SYSTEM = "https://fhirhub.example/fhir/CodeSystem/notification"
 
 CONNECTION_TYPES = frozenset({"hl7-fhir-rest", "rest-hook"})
+REST_HOOK = "rest-hook"
+# R4 websocket channel: the worker hands deliveries to the web process holding a bound
+# socket, which sends `ping {id}` (fhirhub/api/websocket.py); no address, no body.
+WEBSOCKET = "websocket"
+CHANNEL_TYPES = (REST_HOOK, WEBSOCKET)
 PAYLOAD_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-payload-type"
 RESOURCE_TYPES_SYSTEM = "http://hl7.org/fhir/resource-types"
 CONTENT_MODES = ("full-resource", "id-only")
@@ -73,6 +78,7 @@ class Subscriber:
     resource_types: frozenset[str] = frozenset()  # empty: all
     active: bool = True
     reason: str = ""  # why inactive
+    channel: str = REST_HOOK  # care-team Endpoints are always called like a rest-hook
 
     def accepts(self, resource_type: str) -> bool:
         return not self.resource_types or resource_type in self.resource_types
@@ -86,7 +92,7 @@ def subscription_subscriber(resource: dict[str, Any], now: datetime) -> Subscrib
         reason = f"subscription status is {status}"
     elif ended(resource.get("end"), now):
         reason = "subscription end has passed"
-    elif channel.get("type") != "rest-hook":
+    elif channel.get("type") not in CHANNEL_TYPES:
         reason = f"channel type {channel.get('type')} is not supported"
     return Subscriber(
         key=f"Subscription/{resource.get('id')}",
@@ -96,6 +102,7 @@ def subscription_subscriber(resource: dict[str, Any], now: datetime) -> Subscrib
         mime=channel.get("payload") or None,
         active=not reason,
         reason=reason,
+        channel=str(channel.get("type") or REST_HOOK),
     )
 
 

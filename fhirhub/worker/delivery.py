@@ -8,6 +8,10 @@ A send starts only while the lease has more than the timeout left, so another wo
 take the queue over only after that send has finished or its process has died; the only
 duplicate is a resend after a crash between send and record (receivers de-duplicate on
 X-Fhirhub-Event-Id).
+
+Websocket Subscriptions take the same path up to the send: instead of calling out, the
+delivery is handed to the web processes with a socket bound to the Subscription, or skipped
+when there is none (R4 websocket has no replay), so it never blocks the queue.
 """
 
 from __future__ import annotations
@@ -23,8 +27,14 @@ from typing import Any
 from fhirhub.storage.deliveries import DEAD, DELIVERED, SKIPPED, DeliveryStore
 from fhirhub.storage.delivery_leases import Lease, LeaseStore
 from fhirhub.storage.outbox import OutboxStore
+from fhirhub.storage.websockets import SocketStore
 from fhirhub.subscriptions.events import ChangeEvent
-from fhirhub.subscriptions.model import Subscriber, endpoint_subscriber, subscription_subscriber
+from fhirhub.subscriptions.model import (
+    WEBSOCKET,
+    Subscriber,
+    endpoint_subscriber,
+    subscription_subscriber,
+)
 from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
 from fhirhub.worker.dispatcher import EventCache, FreshCache
@@ -35,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 20
 MAX_PER_SESSION = 200  # then give other queues a turn
+NO_SOCKET = "no websocket is bound to this Subscription (R4 websocket has no replay)"
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ class DeliveryAgent:
         send_timeout: timedelta,
         base: str,
         clock: Callable[[], datetime],
+        sockets: SocketStore | None = None,
     ):
         self.deliveries = deliveries
         self.leases = leases
@@ -90,6 +102,7 @@ class DeliveryAgent:
         self.send_timeout = send_timeout
         self.base = base
         self.clock = clock
+        self.sockets = sockets
         # Queue leases are kept while a queue stays busy, so a steady trickle of events
         # to one subscriber does not pay a lease round trip each time.
         self._held: dict[str, tuple[Lease, datetime]] = {}
@@ -199,6 +212,8 @@ class DeliveryAgent:
     def _deliver(self, delivery: dict[str, Any], session: Session) -> bool:
         """Send one delivery; False when the queue must wait (retry scheduled)."""
         reason = self._skip_reason(delivery, session)
+        if not reason and session.subscriber and session.subscriber.channel == WEBSOCKET:
+            return self._hand_over(delivery, session.key)
         doc = (
             None if reason else self.events.get(delivery["ev"]) or self.outbox.load(delivery["ev"])
         )
@@ -243,3 +258,14 @@ class DeliveryAgent:
         next_at = now + self.retry.delay(attempts)
         self.deliveries.retry_later(delivery["_id"], {**fields, "next": next_at})
         return False
+
+    def _hand_over(self, delivery: dict[str, Any], key: str) -> bool:
+        """Websocket: owners are read fresh for every delivery, so a socket bound a moment
+        ago gets the very next change."""
+        owners = self.sockets.live_owners(key) if self.sockets is not None else []
+        if owners and self.sockets is not None:
+            self.sockets.hand_over(delivery, owners, self.owner)
+        else:
+            fields = {"err": NO_SOCKET, "at": self.clock(), "by": self.owner}
+            self.deliveries.finish(delivery["_id"], SKIPPED, fields)
+        return True

@@ -25,6 +25,7 @@ from fhirhub.service.resources import ResourceService
 from fhirhub.storage.deliveries import PENDING, DeliveryStore, delivery_key
 from fhirhub.storage.delivery_leases import Lease, LeaseStore
 from fhirhub.storage.outbox import OutboxStore
+from fhirhub.storage.websockets import SocketStore
 from fhirhub.subscriptions.events import ChangeEvent
 from fhirhub.subscriptions.fanout import ROUTING_TYPES, FanOut, Target
 
@@ -37,6 +38,7 @@ ORPHAN_RECHECK = timedelta(seconds=5)
 POISON_LIMIT = 10
 RETENTION = timedelta(days=30)  # delivered/skipped records kept for $status
 PRUNE_EVERY = timedelta(hours=1)
+SWEEP_EVERY = timedelta(seconds=30)  # websocket hand-overs of web processes that died
 
 
 class EventCache:
@@ -100,6 +102,7 @@ class Dispatcher:
         events: EventCache,
         answers: FreshCache,
         on_enqueued: Callable[[], None] = lambda: None,
+        sockets: SocketStore | None = None,
     ):
         self.outbox = outbox
         self.deliveries = deliveries
@@ -112,12 +115,14 @@ class Dispatcher:
         self.events = events
         self.answers = answers
         self.on_enqueued = on_enqueued
+        self.sockets = sockets
         self.lease: Lease | None = None
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="dispatch-io")
         self._not_before: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
         self._switched_off: set[str] = set()
         self._pruned = clock() - PRUNE_EVERY
+        self._swept = clock()
 
     def run(self, stop: threading.Event, poll_s: float) -> None:
         while not stop.is_set():
@@ -210,6 +215,9 @@ class Dispatcher:
         if now - self._pruned >= PRUNE_EVERY:
             self._pruned = now
             self.deliveries.prune(now - RETENTION)
+        if self.sockets is not None and now - self._swept >= SWEEP_EVERY:
+            self._swept = now
+            self.sockets.sweep()
         for resource in self.fanout.expired_subscriptions():
             version = (resource.get("meta") or {}).get("versionId")
             attempt = f"{resource['id']}/{version}"

@@ -27,6 +27,7 @@ from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.store import utc_now_ms
+from fhirhub.storage.websockets import SocketStore
 from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.fanout import FanOut
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
@@ -87,6 +88,7 @@ class NotificationWorker:
         outbox = OutboxStore(hub.db)
         events = EventCache()
         answers = FreshCache(FRESHNESS, clock)
+        sockets = SocketStore(hub.db)
         self.dispatcher = Dispatcher(
             outbox,
             self.deliveries,
@@ -99,6 +101,7 @@ class NotificationWorker:
             events,
             answers,
             on_enqueued=self._notify,
+            sockets=sockets,
         )
         self.agent = DeliveryAgent(
             self.deliveries,
@@ -120,6 +123,7 @@ class NotificationWorker:
             timeout * PHASES,
             settings.fhir_base,
             clock,
+            sockets,
         )
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="notify")
         self._background: list[threading.Thread] = []
