@@ -85,6 +85,26 @@ def test_parallel_updaters_never_lose_an_update(app: Flask) -> None:
     assert sorted(final["name"][0]["given"][2:]) == sorted(f"g{n}" for n in done)
 
 
+def test_parallel_unconditional_updates_all_land(app: Flask) -> None:
+    """Without If-Match every update must succeed: colliding writers retry in the store."""
+    client = app.test_client()
+    client.put("/fhir/Patient/busy", json=patient(id="busy"), headers=FHIR_JSON)
+
+    def put(n: int) -> int:
+        resource = patient(id="busy")
+        resource["name"][0]["given"].append(f"u{n}")
+        response = app.test_client().put("/fhir/Patient/busy", json=resource, headers=FHIR_JSON)
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(put, range(32)))
+    assert statuses == [200] * 32
+    final = body(client.get("/fhir/Patient/busy"))
+    assert final["meta"]["versionId"] == "33"
+    history = body(client.get("/fhir/Patient/busy/_history?_count=100"))
+    assert history["total"] == 33
+
+
 def test_delete_then_read_is_gone(client: FlaskClient) -> None:
     rid = body(create(client, patient()))["id"]
     deleted = client.delete(f"/fhir/Patient/{rid}")

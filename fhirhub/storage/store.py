@@ -9,6 +9,8 @@ forward once it is older than STALE_AFTER, so no acknowledged version is ever lo
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -175,12 +177,14 @@ class ResourceStore:
                 self.history.insert_one(hist)
             except DuplicateKeyError:
                 self._roll_forward_if_stale(key, hist["_id"], cur_version)
+                _back_off(attempt)
                 continue
             current = {**doc, **{INDEX_PREFIX + k: v for k, v in (index or {}).items()}}
             self._step("current")
             if self._swap_current(key, cur_version, current):
                 return StoredVersion.from_doc(doc, body)
             self.history.delete_one({"_id": hist["_id"]})
+            _back_off(attempt)
         raise Conflict(f"{key} is being updated concurrently; retry the request")
 
     def write_batch(self, plans: list[PlannedWrite], txn: str) -> list[StoredVersion]:
@@ -368,3 +372,9 @@ def _with_meta(
 
 def _chunks(docs: list[Document]) -> list[list[Document]]:
     return [docs[i : i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]
+
+
+def _back_off(attempt: int) -> None:
+    # The winner of a collision needs one more round trip to finish its write; retrying at
+    # once would mostly collide with it again and burn the attempts in a few milliseconds.
+    time.sleep(random.uniform(0.5, 1.5) * min(0.001 * 2**attempt, 0.05))
