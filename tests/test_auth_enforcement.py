@@ -56,11 +56,14 @@ def test_patient_token_confined_to_its_compartment(
 ) -> None:
     alice = caller(auth_client, auth_hub, "patient/*.rs", patient="a")
     assert alice.get("/fhir/Patient/a").status_code == 200
-    forbidden = alice.get("/fhir/Patient/b")
-    assert forbidden.status_code == 403
-    assert forbidden.get_json()["issue"][0]["code"] == "forbidden"
-    assert alice.get("/fhir/Observation/lab-b").status_code == 403
-    assert alice.get("/fhir/Observation/lab-b/_history/1").status_code == 403
+    # Another patient's data answers exactly as an id that does not exist (no existence leak)
+    hidden, missing = alice.get("/fhir/Patient/b"), alice.get("/fhir/Patient/nobody")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.get_json()["issue"][0]["code"] == "not-found"
+    assert hidden.get_data().replace(b"/b ", b"/nobody ") == missing.get_data()
+    assert alice.get("/fhir/Observation/lab-b").status_code == 404
+    assert alice.get("/fhir/Observation/lab-b/_history/1").status_code == 404
+    assert alice.get("/fhir/Observation/lab-b/_history").status_code == 404
     assert alice.ids("/fhir/Observation") == ["Observation/lab-a", "Observation/vit-a"]
     assert alice.ids("/fhir/Patient") == ["Patient/a"]
     # compartment search for someone else: silently empty
@@ -76,8 +79,8 @@ def test_patient_token_confined_to_its_compartment(
     assert summary["total"] == 2
     history = alice.ids("/fhir/Observation/_history")
     assert history == ["Observation/lab-a", "Observation/vit-a"]
-    assert "total" not in alice.get("/fhir/_history").get_json()
-    assert alice.get("/fhir/Patient/b/$everything").status_code == 403
+    assert alice.get("/fhir/Observation/_history").get_json()["total"] == 2
+    assert alice.get("/fhir/Patient/b/$everything").status_code == 404
     everything = alice.ids("/fhir/Patient/a/$everything")
     assert "Patient/b" not in everything and "Observation/lab-a" in everything
 
@@ -97,8 +100,8 @@ def test_patient_writes_stay_in_compartment(
     assert alice.send("POST", "/fhir/Observation", other).status_code == 403
     # moving B's observation into A's compartment is an update of B's data: refused
     moved = {**own, "id": "lab-b"}
-    assert alice.send("PUT", "/fhir/Observation/lab-b", moved).status_code == 403
-    assert alice.send("DELETE", "/fhir/Observation/lab-b", {}).status_code == 403
+    assert alice.send("PUT", "/fhir/Observation/lab-b", moved).status_code == 404
+    assert alice.send("DELETE", "/fhir/Observation/lab-b", {}).status_code == 404
     practitioner = {"resourceType": "Practitioner", "name": [{"family": "Fake"}]}
     assert alice.send("POST", "/fhir/Practitioner", practitioner).status_code == 403
     batch = {
@@ -113,7 +116,7 @@ def test_patient_writes_stay_in_compartment(
     statuses = [
         e["response"]["status"] for e in alice.send("POST", "/fhir", batch).get_json()["entry"]
     ]
-    assert statuses[0].startswith("200") and statuses[1] == "403" and statuses[2] == "403"
+    assert statuses[0].startswith("200") and statuses[1] == "404" and statuses[2] == "403"
     transaction = {**batch, "type": "transaction", "entry": batch["entry"][2:]}
     assert alice.send("POST", "/fhir", transaction).status_code == 403
     assert auth_hub.search.find_resources("Observation", "subject=Patient/b") != []
@@ -134,7 +137,7 @@ def test_v1_read_only_and_v2_query_restrictions(
         patient="a",
     )
     assert labs.get("/fhir/Observation/lab-a").status_code == 200
-    assert labs.get("/fhir/Observation/vit-a").status_code == 403
+    assert labs.get("/fhir/Observation/vit-a").status_code == 404  # outside the v2 query
     assert labs.ids("/fhir/Observation") == ["Observation/lab-a"]
     assert labs.get("/fhir/Patient/a").status_code == 403  # no Patient scope at all
     patient = {"resourceType": "Patient"}
@@ -147,14 +150,14 @@ def test_specialist_sees_only_care_team_patients(
 ) -> None:
     doctor = caller(auth_client, auth_hub, "user/*.cruds", user="drheart")
     assert doctor.ids("/fhir/CarePlan") == ["CarePlan/plan-a"]
-    assert doctor.get("/fhir/CarePlan/plan-b").status_code == 403
+    assert doctor.get("/fhir/CarePlan/plan-b").status_code == 404
     assert doctor.get("/fhir/Practitioner/other").status_code == 200  # not patient data
     assert doctor.ids("/fhir/Patient") == ["Patient/a"]
     # leaving the care team ends access at once, with the same token
     team = auth_hub.resources.read("CareTeam", "team-a").resource
     assert team is not None
     auth_hub.resources.update("CareTeam", "team-a", {**team, "status": "inactive"})
-    assert doctor.get("/fhir/CarePlan/plan-a").status_code == 403
+    assert doctor.get("/fhir/CarePlan/plan-a").status_code == 404
     assert doctor.ids("/fhir/CarePlan") == []
 
 

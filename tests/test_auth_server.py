@@ -106,12 +106,13 @@ def test_standalone_patient_flow_refresh_introspect_revoke(
         },
     )
     assert narrower["scope"] == "patient/Observation.rs"
+    assert narrower["refresh_token"] != body["refresh_token"]  # rotated
     wider = _token(
         auth_client,
         {
             "grant_type": "refresh_token",
             "client_id": "app",
-            "refresh_token": body["refresh_token"],
+            "refresh_token": narrower["refresh_token"],
             "scope": "patient/*.cruds",
         },
         400,
@@ -131,7 +132,7 @@ def test_standalone_patient_flow_refresh_introspect_revoke(
     assert anonymous.status_code == 401 and anonymous.get_json()["error"] == "invalid_client"
 
     revoked = auth_client.post(
-        "/auth/revoke", data={"token": body["refresh_token"], "client_id": "app"}
+        "/auth/revoke", data={"token": narrower["refresh_token"], "client_id": "app"}
     )
     assert revoked.status_code == 200
     # Revoking the refresh token ends the whole grant, access tokens included.
@@ -303,7 +304,7 @@ def test_operator_commands(auth_client: FlaskClient, auth_hub: Hub) -> None:
     token = run("token", "issue", "--client", "cli", "--user", "nurse", "--scope", "user/*.rs")
     bearer = {"Authorization": f"Bearer {token.strip()}"}
     assert auth_client.get("/fhir/CarePlan/plan-a", headers=bearer).status_code == 200
-    assert auth_client.get("/fhir/CarePlan/plan-b", headers=bearer).status_code == 403
+    assert auth_client.get("/fhir/CarePlan/plan-b", headers=bearer).status_code == 404
     refused = runner.invoke(
         main, ["token", "issue", "--client", "cli", "--scope", "system/*.rs"], env=env
     )

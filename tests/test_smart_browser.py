@@ -111,3 +111,57 @@ def test_login_picker_consent_in_chromium(live_server: Hub, browser, tmp_path: P
     assert httpx.get(f"{base}/CarePlan/plan-a", headers=bearer).status_code == 200
     assert httpx.get(f"{base}/Observation/lab-a", headers=bearer).status_code == 403
     assert all((shots / name).stat().st_size > 5000 for name in ("2-picker.png", "3-consent.png"))
+
+
+def test_picker_search_and_paging_in_chromium(live_server: Hub, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    shots = Path(os.environ.get("FHIRHUB_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    clinical_data(live_server)
+    for n in range(25):
+        patient = {
+            "resourceType": "Patient",
+            "id": f"p{n:02d}",
+            "name": [{"family": f"Family{n:02d}", "given": ["Test"]}],
+            "identifier": [{"system": "urn:mrn", "value": f"MRN-{n:04d}"}],
+        }
+        live_server.resources.update("Patient", patient["id"], patient)
+    origin = live_server.settings.fhir_base.removesuffix("/fhir")
+    redirect = f"{origin}/healthz"
+    live_server.auth.register_client("app", "public", redirect_uris=[redirect], scope=APP_SCOPES)
+    _, challenge = pkce()
+    params = {
+        "response_type": "code",
+        "client_id": "app",
+        "redirect_uri": redirect,
+        "scope": "launch/patient user/*.rs",
+        "state": "picker",
+        "aud": live_server.settings.fhir_base,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    browser.get(f"{live_server.settings.auth_base}/authorize?{urlencode(params)}")
+    WebDriverWait(browser, 10).until(ec.title_contains("Sign in"))
+    browser.find_element(By.ID, "username").send_keys("root")
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "sign-in").click()
+    WebDriverWait(browser, 10).until(ec.title_contains("Choose a patient"))
+    assert "27 patients" in browser.find_element(By.ID, "count").text
+    assert len(browser.find_elements(By.NAME, "patient")) == 20
+    browser.find_element(By.ID, "next").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "previous")))
+    assert len(browser.find_elements(By.NAME, "patient")) == 7
+    browser.find_element(By.ID, "q").send_keys("MRN-0021")
+    Select(browser.find_element(By.ID, "by")).select_by_value("identifier")
+    browser.find_element(By.ID, "search").click()
+    WebDriverWait(browser, 10).until(
+        ec.text_to_be_present_in_element((By.ID, "count"), "1 patient")
+    )
+    browser.save_screenshot(str(shots / "4-picker-search.png"))
+    assert [e.get_attribute("value") for e in browser.find_elements(By.NAME, "patient")] == ["p21"]
+    browser.find_element(By.ID, "choose").click()
+    WebDriverWait(browser, 10).until(ec.title_contains("Allow access"))
+    assert "Patient/p21" in browser.page_source

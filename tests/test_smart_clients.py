@@ -102,9 +102,10 @@ def test_authlib_code_flow_with_pkce_and_refresh(live_server: Hub) -> None:
         )
         assert token["patient"] == "a" and token["refresh_token"]
         assert oauth.get(f"{base}/Observation/lab-a").status_code == 200
-        assert oauth.get(f"{base}/Observation/lab-b").status_code == 403
+        assert oauth.get(f"{base}/Observation/lab-b").status_code == 404  # hidden, as missing
         refreshed = oauth.refresh_token(config["token_endpoint"])
         assert refreshed["access_token"] != token["access_token"]
+        assert refreshed["refresh_token"] != token["refresh_token"]  # rotated
         assert oauth.get(f"{base}/Patient/a").status_code == 200
     assert state in callback
 

@@ -1,7 +1,8 @@
 """OAuth 2.0 endpoints under /auth: token, introspect, revoke, JWKS, OpenID configuration.
 
 Errors here are OAuth JSON (RFC 6749 5.2), not OperationOutcomes: the blueprint's own
-error handler answers before the application's FHIR handler sees them.
+error handler answers before the application's FHIR handler sees them. Token, introspection
+and revocation requests are audited, granted or refused (auth_events).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
+from fhirhub.api import auth_events
 from fhirhub.api.requests import hub
+from fhirhub.auth.clients import claimed_client_id
 from fhirhub.auth.discovery import openid_configuration
 from fhirhub.auth.errors import OAuthError, invalid_request
 
@@ -55,20 +58,72 @@ def _form() -> dict[str, str]:
 
 @bp.post("/token")
 def token() -> Response:
-    body = hub().auth.endpoint.token(_form(), request.headers.get("Authorization"))
-    return _json(body)
+    form: dict[str, str] = {}
+    authorization = request.headers.get("Authorization")
+    try:
+        form = _form()
+        answer = hub().auth.endpoint.token(form, authorization)
+    except OAuthError as error:
+        _refused("token", error, form, authorization, grant_type=form.get("grant_type", ""))
+        raise
+    details = {"grant_type": form.get("grant_type", ""), "scope": answer.body.get("scope", "")}
+    auth_events.from_grant("token", "access token issued", answer.grant, **details)
+    return _json(answer.body)
 
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    body = hub().auth.endpoint.introspect(_form(), request.headers.get("Authorization"))
+    form: dict[str, str] = {}
+    authorization = request.headers.get("Authorization")
+    try:
+        form = _form()
+        answer = hub().auth.endpoint.introspect(form, authorization)
+    except OAuthError as error:
+        _refused("introspect", error, form, authorization)
+        raise
+    body = answer.body
+    about = f"client {body['client_id']}" if body.get("active") else "an inactive token"
+    auth_events.from_grant("introspect", f"answered for {about}", answer.grant)
     return _json(body)
 
 
 @bp.post("/revoke")
 def revoke() -> Response:
-    hub().auth.endpoint.revoke(_form(), request.headers.get("Authorization"))
+    form: dict[str, str] = {}
+    authorization = request.headers.get("Authorization")
+    try:
+        form = _form()
+        revoked = hub().auth.endpoint.revoke(form, authorization)
+    except OAuthError as error:
+        _refused("revoke", error, form, authorization)
+        raise
+    if revoked is None:
+        client = claimed_client_id(form, authorization)
+        auth_events.record(
+            "revoke", "ok", "unknown or foreign token: nothing revoked", client_id=client
+        )
+    else:
+        what = "grant" if revoked["kind"] == "refresh" else "access token"
+        auth_events.from_grant("revoke", f"{what} revoked", revoked)
     return _json({})
+
+
+def _refused(
+    kind: str,
+    error: OAuthError,
+    form: dict[str, str],
+    authorization: str | None,
+    **details: str,
+) -> None:
+    auth_events.record(
+        kind,
+        "alarm" if error.alarm else "refused",
+        f"{error.error}: {error.description}",
+        client_id=claimed_client_id(form, authorization),
+        user=error.context.get("user"),
+        grant=error.context.get("grant"),
+        details={k: v for k, v in details.items() if v},
+    )
 
 
 @bp.get("/jwks")

@@ -1,5 +1,7 @@
 """AuditEvents: built for each request (DICOM/FHIR audit shape) and searched by admins at
-GET /fhir/AuditEvent (date, agent, entity, patient, action, outcome, _count)."""
+GET /fhir/AuditEvent (date, agent, entity, patient, action, outcome, type, subtype, _count).
+The authorization server's own events are built in auth_events, bundle entries' in
+audit_bundle."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
+from fhirhub.api.audit_render import code_conditions, render
 from fhirhub.api.render import fhir_response
 from fhirhub.api.requests import hub
 from fhirhub.auth.audit import AuditLog, now
@@ -18,7 +21,23 @@ from fhirhub.service import access
 bp = Blueprint("auth_audit", __name__)
 
 ACTIONS = {"GET": "R", "HEAD": "R", "POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
-RESTFUL = "http://hl7.org/fhir/restful-interaction"
+# View names -> restful-interaction codes (others keep the view name, e.g. $status).
+INTERACTIONS = {
+    "search_type": "search-type",
+    "search_post": "search-type",
+    "search_compartment": "search-type",
+    "conditional_update": "update",
+    "conditional_delete": "delete",
+    "instance_history": "history-instance",
+    "type_history": "history-type",
+    "system_history": "history-system",
+    "batch_or_transaction": "batch",
+    "patient_everything": "operation",
+    "all_patients_everything": "operation",
+    "encounter_everything": "operation",
+    "validate": "operation",
+    "search_audit_events": "search-type",
+}
 MAX_COUNT = 500
 
 
@@ -26,33 +45,49 @@ def _outcome(status: int) -> str:
     return "0" if status < 400 else ("4" if status < 500 else "8")
 
 
-def audit_event(record: dict[str, Any] | None, status: int) -> dict[str, Any]:
+def rest_event(
+    record: dict[str, Any] | None,
+    interaction: str,
+    action: str,
+    status: int,
+    description: str,
+    entity: list[str],
+) -> dict[str, Any]:
+    """One audit record for a RESTful interaction (a request, or one bundle entry). Stored
+    compact: fhirhub/api/audit_render.py builds the AuditEvent resource when searched."""
     moment = now()
+    who: list[str] = []
+    patient = None
+    if record:
+        who = [record["fhir_user"]] if record.get("fhir_user") else []
+        who += [f"user:{record['user']}"] if record.get("user") else []
+        who.append(f"client:{record['client_id']}")
+        patient = record.get("patient")
+    event = {
+        "_id": AuditLog.new_id(moment),
+        "ts": moment,
+        "k": "rest",
+        "sub": interaction,
+        "who": who,
+        # The launch patient last: whose data this concerns (rendered with role Patient).
+        "entity": entity + ([f"Patient/{patient}"] if patient else []),
+        "action": action,
+        "outcome": _outcome(status),
+        "status": status,
+        "desc": description[:500],
+        "addr": request.remote_addr or "",
+    }
+    if patient:
+        event["patient"] = patient
+    return event
+
+
+def audit_event(record: dict[str, Any] | None, status: int) -> dict[str, Any]:
     endpoint = (request.endpoint or "").split(".")[-1]
     args = request.view_args or {}
     action = ACTIONS.get(request.method, "E")
     if endpoint in ("search_type", "search_post", "search_compartment") or "$" in request.path:
         action = "E"  # searches and operations are "execute" in the AuditEvent action codes
-    who: list[str] = []
-    agents: list[dict[str, Any]] = []
-    if record:
-        if record.get("fhir_user"):
-            who.append(record["fhir_user"])
-        if record.get("user"):
-            who.append(f"user:{record['user']}")
-        who.append(f"client:{record['client_id']}")
-        agents.append(
-            {
-                "who": {"reference": record["fhir_user"]}
-                if record.get("fhir_user")
-                else {"identifier": {"value": record.get("user") or record["client_id"]}},
-                "name": record.get("user") or record["client_id"],
-                "requestor": True,
-                "network": {"address": request.remote_addr or "", "type": "2"},
-            }
-        )
-    else:
-        agents.append({"name": "anonymous", "requestor": True})
     entity: list[str] = []
     if args.get("resource_type") and args.get("resource_id"):
         entity.append(f"{args['resource_type']}/{args['resource_id']}")
@@ -60,42 +95,9 @@ def audit_event(record: dict[str, Any] | None, status: int) -> dict[str, Any]:
         entity.append(f"{args['compartment']}/{args['owner_id']}")
     elif args.get("owner_id"):
         entity.append(f"{request.path.split('/')[2]}/{args['owner_id']}")
-    patient = record.get("patient") if record else None
-    if patient:
-        entity.append(f"Patient/{patient}")  # the launch context: whose data this concerns
-    event_id = AuditLog.new_id(moment)
-    resource: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "id": event_id,
-        "type": {
-            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "code": "rest",
-        },
-        "subtype": [{"system": RESTFUL, "code": endpoint or request.method.lower()}],
-        "action": action,
-        "recorded": moment.isoformat().replace("+00:00", "Z"),
-        "outcome": _outcome(status),
-        "outcomeDesc": f"HTTP {status} {request.method} {request.full_path.rstrip('?')}"[:500],
-        "agent": agents,
-        "source": {"observer": {"display": "fhirhub"}},
-        "entity": [{"what": {"reference": ref}} for ref in entity]
-        + (
-            [{"what": {"reference": f"Patient/{patient}"}, "role": {"code": "1"}}]
-            if patient
-            else []
-        ),
-    }
-    return {
-        "_id": event_id,
-        "ts": moment,
-        "who": who,
-        "entity": entity,
-        "patient": patient,
-        "action": action,
-        "outcome": resource["outcome"],
-        "status": status,
-        "res": resource,
-    }
+    interaction = INTERACTIONS.get(endpoint, endpoint or request.method.lower())
+    description = f"HTTP {status} {request.method} {request.full_path.rstrip('?')}"
+    return rest_event(record, interaction, action, status, description, entity)
 
 
 @bp.get("/AuditEvent")
@@ -114,6 +116,9 @@ def search_audit_events() -> Response:
         conditions["entity"] = f"Patient/{args['patient'].removeprefix('Patient/')}"
     if args.get("outcome"):
         conditions["outcome"] = args["outcome"]
+    codes = [code_conditions(n, args[n]) for n in ("type", "subtype") if args.get(n)]
+    if codes:
+        conditions = {"$and": [conditions, *codes]}
     dates: dict[str, Any] = {}
     for value in args.getlist("date"):
         prefix, rest = (
@@ -144,7 +149,7 @@ def search_audit_events() -> Response:
     entries = [
         {
             "fullUrl": f"{base}/AuditEvent/{e['_id']}",
-            "resource": e["res"],
+            "resource": render(e),
             "search": {"mode": "match"},
         }
         for e in events[:count]

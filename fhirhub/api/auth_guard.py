@@ -13,12 +13,13 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from fhirhub.api.audit_bundle import entry_events
 from fhirhub.api.auth_audit import audit_event
 from fhirhub.api.requests import hub
 from fhirhub.auth.policy import TokenPolicy
 from fhirhub.config import Settings
 from fhirhub.fhir.errors import ConfigurationError, Forbidden
-from fhirhub.service import access
+from fhirhub.service import access, bundle_entries
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ SERVICE_ENFORCED = {
     "search.encounter_everything",
     "auth_audit.search_audit_events",
 }
+BUNDLE_ENDPOINT = "rest.batch_or_transaction"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Browser apps call the API and the token endpoints cross-origin with bearer tokens (no
 # cookies), so any origin may: the token, not the origin, is the credential.
@@ -85,6 +87,8 @@ def install(app: Flask, settings: Settings) -> None:
             return
         if request.method == "OPTIONS":
             return
+        if request.endpoint == BUNDLE_ENDPOINT:
+            g.bundle_entries, g.bundle_observer = bundle_entries.observe_entries()
         the_hub = hub()
         record = the_hub.auth.authenticate(request.headers.get("Authorization"))
         g.auth_record = record
@@ -97,6 +101,9 @@ def install(app: Flask, settings: Settings) -> None:
         token = g.pop("access_token", None)
         if token is not None:
             access.uninstall(token)
+        observer = g.pop("bundle_observer", None)
+        if observer is not None:
+            bundle_entries.stop_observing(observer)
 
     @app.after_request
     def _audit(response: Response) -> Response:
@@ -105,7 +112,15 @@ def install(app: Flask, settings: Settings) -> None:
                 response.headers.setdefault(key, value)
         audited = request.path.startswith(FHIR_PREFIX) and request.endpoint not in PUBLIC
         if audited and request.method != "OPTIONS":
-            hub().audit.record(audit_event(g.get("auth_record"), response.status_code))
+            record = g.get("auth_record")
+            event = audit_event(record, response.status_code)
+            entries: list[dict[str, Any]] = []
+            ops = g.get("bundle_entries")
+            if ops:
+                event["sub"], entries = entry_events(record, event, ops, response)
+            log = hub().audit
+            for each in (event, *entries):
+                log.record(each)
         return response
 
 

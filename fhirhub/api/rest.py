@@ -9,10 +9,11 @@ from flask import Blueprint, Response, request
 from fhirhub.api.render import fhir_response
 from fhirhub.api.requests import hub, patch_body, query_string, resource_body
 from fhirhub.api.responses import read_response, write_response
-from fhirhub.fhir.errors import BadRequest, Issue, UnsupportedMediaType
+from fhirhub.fhir.errors import BadRequest, Issue, NotFound, UnsupportedMediaType
 from fhirhub.fhir.operation_outcome import outcome
 from fhirhub.service import access
-from fhirhub.service.history import HistoryRequest, history_bundle
+from fhirhub.service.history import HistoryRequest, history_bundle, instance_visible
+from fhirhub.storage.documents import StoredVersion
 
 bp = Blueprint("rest", __name__)
 
@@ -98,8 +99,18 @@ def _history(resource_type: str | None, resource_id: str | None) -> Response:
     if resource_id:
         the_hub.resources.check_id(resource_id)
     req = HistoryRequest.from_args(resource_type, resource_id, request.args.to_dict())
-    bundle = history_bundle(the_hub.store, _base(), req)
-    return fhir_response(access.restrict_bundle(bundle, resource_type))
+    store = the_hub.store
+
+    def prior(version: StoredVersion) -> StoredVersion | None:
+        return store.version(version.resource_type, version.resource_id, version.version - 1)
+
+    visible = access.version_visibility(resource_type, the_hub.definitions.resource_types, prior)
+    if resource_type and resource_id:
+        # An unknown instance, or one the token never saw a version of: the same 404.
+        known = store.current(resource_type, resource_id) is not None
+        if not known or (visible is not None and not instance_visible(store, req, visible)):
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
+    return fhir_response(history_bundle(store, _base(), req, visible))
 
 
 @bp.get("/<resource_type>/<resource_id>/_history")

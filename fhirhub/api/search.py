@@ -68,8 +68,11 @@ def _everything(compartment: str, owner_id: str | None) -> Response:
     path = f"{compartment}/{owner_id}/$everything" if owner_id else f"{compartment}/$everything"
     if owner_id is not None and access.active() is not None:
         the_hub.resources.read(compartment, owner_id)  # the owner itself must be readable
-    bundle = runner.run(compartment, owner_id, request.args.to_dict(), path)
-    return fhir_response(access.restrict_bundle(bundle, compartment))
+    else:
+        access.guard_read(compartment)
+    visible = access.visibility_filter(the_hub.definitions.resource_types)
+    bundle = runner.run(compartment, owner_id, request.args.to_dict(), path, visible)
+    return fhir_response(access.restrict_includes(bundle))
 
 
 @bp.get("/Patient/<owner_id>/$everything")

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from fhirhub.auth.passwords import dummy_hash, verify_password
 from fhirhub.auth.scopes import ScopeError, Scopes
+from fhirhub.auth.throttle import LoginThrottle
 from fhirhub.auth.tokens import new_grant_id
 from fhirhub.config import Settings
 from fhirhub.storage.auth_store import CODES, LAUNCHES, REQUESTS, AuthStore, Record, now
@@ -49,6 +50,7 @@ class AuthorizationFlow:
     def __init__(self, store: AuthStore, settings: Settings):
         self.store = store
         self.settings = settings
+        self.throttle = LoginThrottle.from_settings(store, settings)
 
     def start(self, args: dict[str, str]) -> str:
         """Validate an authorization request; returns the pending request id."""
@@ -118,13 +120,17 @@ class AuthorizationFlow:
             raise PageError("this sign-in belongs to another browser session; start again")
         return record
 
-    def login(self, request_id: str, username: str, password: str) -> str | None:
-        """The new session value on success, None for wrong credentials."""
+    def login(self, request_id: str, username: str, password: str, address: str) -> str | None:
+        """The new session value on success, None for wrong credentials; LoginThrottled
+        while the username or the client address has too many recent failures."""
         self.pending(request_id)
+        self.throttle.check(username, address)
         user = self.store.user(username)
         if not verify_password(password, user["password"] if user else dummy_hash()):
+            self.throttle.failed(username, address)
             return None
         assert user is not None
+        self.throttle.succeeded(username)
         session = secrets.token_urlsafe(32)
         changes: Record = {"user": user["_id"], "session": hashed(session)}
         self.store.update(REQUESTS, request_id, changes)

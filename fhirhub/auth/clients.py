@@ -24,7 +24,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from fhirhub.auth.errors import invalid_client, invalid_request
+from fhirhub.auth.errors import OAuthError, invalid_client, invalid_request
 from fhirhub.storage.auth_store import AuthStore, Record, secret_hash
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -171,3 +171,15 @@ def _unverified_claims(token: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise invalid_client("client assertion is not a JWT")
     return data
+
+
+def claimed_client_id(form: dict[str, str], authorization: str | None) -> str | None:
+    """The client a token request says it is, unverified: for the audit log of refusals."""
+    try:
+        creds = ClientCredentials.from_request(form, authorization)
+        if creds.client_id or not creds.assertion:
+            return creds.client_id
+        issuer = _unverified_claims(creds.assertion).get("iss")
+    except OAuthError:
+        return form.get("client_id")
+    return issuer if isinstance(issuer, str) else None

@@ -18,6 +18,15 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.headers = headers or {}
+        # For the audit log only, never sent: a replayed code or refresh token is a likely
+        # theft (recorded as a serious failure) and names the grant it revoked.
+        self.alarm = False
+        self.context: dict[str, Any] = {}
+
+    def alarming(self, **context: Any) -> OAuthError:
+        self.alarm = True
+        self.context.update(context)
+        return self
 
     def body(self) -> dict[str, Any]:
         return {"error": self.error, "error_description": self.description}

@@ -8,7 +8,7 @@ only for public clients by default; that is why this is explicit here).
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
@@ -25,13 +25,21 @@ from fhirhub.auth.tokens import GRANT_FIELDS, TokenIssuer, new_grant_id
 from fhirhub.storage.auth_store import AuthStore, Record, now, secret_hash
 
 
+class Answer(NamedTuple):
+    """A response body and the grant it concerns (for introspection: the caller's), so the
+    audit log can record who without the views looking tokens up again."""
+
+    body: dict[str, Any]
+    grant: Record
+
+
 class TokenEndpoint:
     def __init__(self, store: AuthStore, clients: ClientAuthenticator, issuer: TokenIssuer):
         self.store = store
         self.clients = clients
         self.issuer = issuer
 
-    def token(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+    def token(self, form: dict[str, str], authorization: str | None) -> Answer:
         grant_type = form.get("grant_type")
         client = self.clients.authenticate(ClientCredentials.from_request(form, authorization))
         if grant_type == "authorization_code":
@@ -42,7 +50,7 @@ class TokenEndpoint:
             return self._client_credentials(client, form)
         raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
-    def _authorization_code(self, client: Record, form: dict[str, str]) -> dict[str, Any]:
+    def _authorization_code(self, client: Record, form: dict[str, str]) -> Answer:
         code = form.get("code")
         if not code:
             raise invalid_request("code is required")
@@ -52,7 +60,8 @@ class TokenEndpoint:
         if not first_use:
             # RFC 6749 4.1.2: a replayed code revokes what was issued for it.
             self.store.revoke_grant(record["grant"])
-            raise invalid_grant("authorization code was already used")
+            error = invalid_grant("authorization code was already used")
+            raise error.alarming(grant=record["grant"], user=record.get("user"))
         if record["expires"] <= now():
             raise invalid_grant("authorization code has expired")
         if record["client_id"] != client["_id"]:
@@ -65,12 +74,19 @@ class TokenEndpoint:
         if not hmac.compare_digest(create_s256_code_challenge(verifier), record["challenge"]):
             raise invalid_grant("code_verifier does not match the code_challenge")
         grant = {k: record.get(k) for k in GRANT_FIELDS}
-        return self.issuer.issue(grant, nonce=record.get("nonce"))
+        return Answer(self.issuer.issue(grant, nonce=record.get("nonce")), grant)
 
-    def _refresh(self, client: Record, form: dict[str, str]) -> dict[str, Any]:
+    def _refresh(self, client: Record, form: dict[str, str]) -> Answer:
+        """Refresh-token rotation (OAuth 2.0 Security BCP 4.14.2): every refresh returns a new
+        refresh token and uses up the old one. An old one coming back means two parties hold
+        it, one of them likely a thief, so the whole grant family is revoked."""
         token = form.get("refresh_token")
-        record = self.store.token(token) if token else None
+        record = self.store.token_record(token) if token else None
         if record is None or record["kind"] != "refresh":
+            raise invalid_grant("refresh token is invalid, expired or revoked")
+        if record.get("rotated"):
+            self._reused(record)
+        if record.get("revoked") or record["expires"] <= now():
             raise invalid_grant("refresh token is invalid, expired or revoked")
         if record["client_id"] != client["_id"]:
             raise invalid_grant("refresh token was issued to another client")
@@ -83,10 +99,16 @@ class TokenEndpoint:
             if not requested.within(Scopes.parse(record["scope"])):
                 raise invalid_scope("a refresh may only narrow the originally granted scope")
             grant["scope"] = str(requested)
-        assert token is not None
-        return self.issuer.issue(grant, refresh=token)
+        if not self.store.first_use_of_refresh(str(record["_id"]), record["expires"]):
+            self._reused(record)  # a concurrent refresh with the same token won the race
+        return Answer(self.issuer.issue(grant, rotated=record), grant)
 
-    def _client_credentials(self, client: Record, form: dict[str, str]) -> dict[str, Any]:
+    def _reused(self, record: Record) -> NoReturn:
+        self.store.revoke_grant(record["grant"])
+        error = invalid_grant("refresh token was already used; the grant is revoked")
+        raise error.alarming(grant=record["grant"], user=record.get("user"))
+
+    def _client_credentials(self, client: Record, form: dict[str, str]) -> Answer:
         if client["kind"] != "asymmetric":
             raise OAuthError(
                 "unauthorized_client", "client_credentials needs a private_key_jwt client"
@@ -101,19 +123,20 @@ class TokenEndpoint:
             raise invalid_scope("backend services need system/ scopes registered for the client")
         grant: Record = dict.fromkeys(GRANT_FIELDS)
         grant.update(grant=new_grant_id(), client_id=client["_id"], scope=str(system_only))
-        return self.issuer.issue(grant)
+        return Answer(self.issuer.issue(grant), grant)
 
     # -- introspection and revocation --------------------------------------------------------
 
-    def introspect(self, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
-        self._caller(form, authorization)
+    def introspect(self, form: dict[str, str], authorization: str | None) -> Answer:
+        caller = self._caller(form, authorization)
         token = form.get("token")
         record = self.store.token(token) if token else None
         if record is None:
-            return {"active": False}
-        return self.issuer.describe(record)
+            return Answer({"active": False}, caller)
+        return Answer(self.issuer.describe(record), caller)
 
-    def revoke(self, form: dict[str, str], authorization: str | None) -> None:
+    def revoke(self, form: dict[str, str], authorization: str | None) -> Record | None:
+        """The record of the token revoked (None when nothing happened), for the audit log."""
         client = self.clients.authenticate(ClientCredentials.from_request(form, authorization))
         token = form.get("token")
         if not token:
@@ -121,17 +144,19 @@ class TokenEndpoint:
         record = self.store.token(token)
         # RFC 7009 2.2: unknown or foreign tokens still get 200, and nothing happens.
         if record is None or record["client_id"] != client["_id"]:
-            return
+            return None
         if record["kind"] == "refresh":
             self.store.revoke_grant(record["grant"])
         else:
             self.store.revoke_token(secret_hash(token))
+        return record
 
-    def _caller(self, form: dict[str, str], authorization: str | None) -> None:
+    def _caller(self, form: dict[str, str], authorization: str | None) -> Record:
         """Introspection is for resource servers and clients, never anonymous callers."""
         if authorization and authorization.lower().startswith("bearer "):
             record = self.store.token(authorization[7:].strip())
             if record is not None and record["kind"] == "access":
-                return
+                return {k: record.get(k) for k in GRANT_FIELDS}
             raise invalid_client("the bearer token of the introspecting caller is not valid")
-        self.clients.authenticate(ClientCredentials.from_request(form, authorization))
+        client = self.clients.authenticate(ClientCredentials.from_request(form, authorization))
+        return {"client_id": client["_id"]}

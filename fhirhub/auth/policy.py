@@ -45,12 +45,17 @@ class TokenPolicy:
 
     def check_resource(self, action: str, resource_type: str, resource: Document) -> None:
         self.check_type(resource_type, action)
-        query = self.search_filter(resource_type, action)
-        if query is not None and not filter_eval.matches(self._document(resource), query):
+        if not self.allows(action, resource_type, resource):
             raise Forbidden(
                 f"{resource_type} is outside what the access token may {VERBS[action]} "
                 "(patient compartment, care teams or scope restrictions)"
             )
+
+    def allows(self, action: str, resource_type: str, resource: Document) -> bool:
+        if not self.scopes.for_action(resource_type, action):
+            return False
+        query = self.search_filter(resource_type, action)
+        return query is None or filter_eval.matches(self._document(resource), query)
 
     def search_filter(self, resource_type: str, actions: str) -> Document | None:
         key = (resource_type, actions)

@@ -10,6 +10,7 @@ from fhirhub.auth.clients import ClientAuthenticator, new_client
 from fhirhub.auth.grants import TokenEndpoint
 from fhirhub.auth.keys import KeyRing
 from fhirhub.auth.passwords import hash_password
+from fhirhub.auth.picker import PatientPicker
 from fhirhub.auth.policy import TokenPolicy
 from fhirhub.auth.scopes import Scopes
 from fhirhub.auth.tokens import GRANT_FIELDS, TokenIssuer, new_grant_id
@@ -40,6 +41,7 @@ class AuthService:
         self.clients = ClientAuthenticator(store, self.url("token"))
         self.endpoint = TokenEndpoint(store, self.clients, self.issuer)
         self.flow = AuthorizationFlow(store, settings)
+        self.picker = PatientPicker(search)
         patient_cd = definitions.compartment_definitions.get("Patient") or {}
         self.compartment_types = frozenset(
             {"Patient", "Resource", "DomainResource"}

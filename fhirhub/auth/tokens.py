@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fhirhub.auth.keys import KeyRing
@@ -45,11 +45,13 @@ class TokenIssuer:
         self,
         grant: Record,
         *,
-        refresh: str | None = None,
+        rotated: Record | None = None,
         nonce: str | None = None,
         ttl: int | None = None,
     ) -> dict[str, Any]:
-        """The token response body. `refresh`: the refresh token being used, kept as is."""
+        """The token response body. `rotated`: the refresh token record a refresh used up;
+        its successor keeps its scope and expiry (RFC 6749 section 6: the refresh token's
+        scope does not narrow with the access token's; rotation does not extend a grant)."""
         scopes = Scopes.parse(grant["scope"])
         access = secrets.token_urlsafe(32)
         base = {k: grant.get(k) for k in GRANT_FIELDS}
@@ -76,17 +78,18 @@ class TokenIssuer:
             and ("fhirUser" in scopes or "profile" in scopes)
         ):
             body["id_token"] = self.id_token(grant, scopes, nonce)
-        if refresh:
-            body["refresh_token"] = refresh
+        if rotated is not None:
+            successor = {**base, "scope": rotated["scope"]}
+            body["refresh_token"] = self._refresh_token(successor, rotated["expires"])
         elif grant.get("user") and REFRESH_SCOPES & set(scopes.items):
-            body["refresh_token"] = self._refresh_token(base)
+            expires = now() + timedelta(seconds=self.settings.auth_refresh_ttl)
+            body["refresh_token"] = self._refresh_token(base, expires)
         return body
 
-    def _refresh_token(self, base: Record) -> str:
+    def _refresh_token(self, base: Record, expires: datetime) -> str:
         token = secrets.token_urlsafe(32)
-        ttl = timedelta(seconds=self.settings.auth_refresh_ttl)
         self.store.put_token(
-            token, {**base, "kind": "refresh", "issued": now(), "expires": now() + ttl}
+            token, {**base, "kind": "refresh", "issued": now(), "expires": expires}
         )
         return token
 

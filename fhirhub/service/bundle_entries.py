@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,7 +66,7 @@ def parse_entry(index: int, entry: Any, base: str) -> EntryOp:
     if len(segments) > 2:
         raise BadRequest(f"{where}.request.url {url!r} is not a supported bundle request")
     full_url = entry.get("fullUrl")
-    return EntryOp(
+    op = EntryOp(
         index=index,
         method=method,
         resource_type=segments[0],
@@ -77,6 +78,27 @@ def parse_entry(index: int, entry: Any, base: str) -> EntryOp:
         if_none_exist=_opt_str(request.get("ifNoneExist")),
         if_match=_opt_str(request.get("ifMatch")),
     )
+    seen = _observed.get()
+    if seen is not None:
+        seen.append(op)
+    return op
+
+
+# The audit log's hook: every entry parsed while a request observes them (batch and
+# transaction alike), so it can record one AuditEvent per entry without the bundle code
+# knowing about auditing.
+_observed: ContextVar[list[EntryOp] | None] = ContextVar("fhirhub_bundle_entries", default=None)
+
+
+def observe_entries() -> tuple[list[EntryOp], Token[list[EntryOp] | None]]:
+    """Start collecting the entries parsed in this context: (the list that fills, the token
+    for `stop_observing`, as worker threads serve one request after another)."""
+    seen: list[EntryOp] = []
+    return seen, _observed.set(seen)
+
+
+def stop_observing(token: Token[list[EntryOp] | None]) -> None:
+    _observed.reset(token)
 
 
 def _opt_str(value: Any) -> str | None:

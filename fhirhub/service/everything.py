@@ -21,8 +21,15 @@ class Everything:
         self.base = base
 
     def run(
-        self, compartment: str, owner_id: str | None, args: dict[str, str], self_path: str
+        self,
+        compartment: str,
+        owner_id: str | None,
+        args: dict[str, str],
+        self_path: str,
+        visible: Document | None = None,
     ) -> dict[str, Any]:
+        """`visible`: the access policy's database filter (None: no limit). Applied in the
+        query, so pages are full and `total` (first page) counts what the caller may see."""
         count = (
             min(
                 int(args["_count"]) if args.get("_count", "").isdigit() else DEFAULT_COUNT,
@@ -46,6 +53,8 @@ class Everything:
             query["t"] = types[0] if len(types) == 1 else {"$in": types}
         if args.get("_since"):
             query["ts"] = {"$gte": parse_period(args["_since"], "_since")[0]}
+        if visible is not None:
+            query = {"$and": [query, visible]}
         cursor = args.get("_cursor", "")
         page_query = {"$and": [query, {"_id": {"$gt": cursor}}]} if cursor else query
         docs = self.store.find(page_query, [("_id", 1)], 0, count + 1)
@@ -65,8 +74,10 @@ class Everything:
             "link": links,
             "entry": entries,
         }
-        if not cursor and not more:
-            bundle["total"] = len(docs)
+        if not cursor:
+            # On the first page only: a page that holds everything is its own count, else
+            # one count query (later pages would repeat it for a number the client has).
+            bundle["total"] = self.store.count(query) if more else len(docs)
         return bundle
 
     def _referenced(self, docs: list[Document]) -> list[Document]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -16,6 +17,9 @@ from fhirhub.storage.store import ResourceStore, fhir_instant
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
 AT_SCAN_LIMIT = 10_000
+# Versions judged one by one for a token that sees only part of them (see history_bundle).
+SCAN_LIMIT = 2_000
+Visible = Callable[[StoredVersion], bool]
 _STATUS = {"POST": "201 Created", "PUT": "200 OK", "PATCH": "200 OK", "DELETE": "204 No Content"}
 
 
@@ -76,9 +80,19 @@ def _entry(base: str, stored: StoredVersion) -> dict[str, Any]:
     return entry
 
 
-def history_bundle(store: ResourceStore, base: str, req: HistoryRequest) -> dict[str, Any]:
+def history_bundle(
+    store: ResourceStore, base: str, req: HistoryRequest, visible: Visible | None = None
+) -> dict[str, Any]:
+    """`visible`: the access policy's judgement of each version, None when everything the
+    request can reach is visible. Versions carry no search index fields, so the database
+    cannot filter them: up to SCAN_LIMIT candidate versions are judged in memory, giving a
+    correct total and full pages. Beyond that the total is left out (counting would mean
+    judging every version ever written) and each page holds what is visible of it."""
     snapshot = req.snapshot or store.clock()
-    if req.at is not None:
+    show_total = True
+    if visible is not None:
+        versions, total, show_total = _visible_page(store, req, snapshot, visible)
+    elif req.at is not None:
         versions, total = _versions_at(store, req, snapshot)
     else:
         versions, total = store.history_page(
@@ -99,13 +113,46 @@ def history_bundle(store: ResourceStore, base: str, req: HistoryRequest) -> dict
         links.append(link("next", req.offset + req.count))
     if req.offset > 0:
         links.append(link("previous", max(0, req.offset - req.count)))
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "total": total,
-        "link": links,
-        "entry": [_entry(base, v) for v in versions],
-    }
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
+    if show_total:
+        bundle["total"] = total
+    bundle["link"] = links
+    bundle["entry"] = [_entry(base, v) for v in versions]
+    return bundle
+
+
+def instance_visible(store: ResourceStore, req: HistoryRequest, visible: Visible) -> bool:
+    """Has the token seen any version of this instance, whatever _since/_at say? If not,
+    its history answers 404 like an id that does not exist."""
+    candidates, _ = store.history_page(
+        req.resource_type, req.resource_id, None, req.snapshot, 0, SCAN_LIMIT
+    )
+    return any(visible(v) for v in candidates)
+
+
+def _visible_page(
+    store: ResourceStore, req: HistoryRequest, snapshot: datetime, visible: Visible
+) -> tuple[list[StoredVersion], int, bool]:
+    """(page, count for the paging links, whether that count is the visible total)."""
+    if req.at is not None:
+        everything = HistoryRequest(
+            req.resource_type, req.resource_id, SCAN_LIMIT, 0, None, req.at, snapshot
+        )
+        candidates, found = _versions_at(store, everything, snapshot)
+    else:
+        candidates, found = store.history_page(
+            req.resource_type, req.resource_id, req.since, snapshot, 0, SCAN_LIMIT
+        )
+    if found <= SCAN_LIMIT:
+        kept = [v for v in candidates if visible(v)]
+        return kept[req.offset : req.offset + req.count], len(kept), True
+    if req.at is not None:
+        page, found = _versions_at(store, req, snapshot)
+    else:
+        page, found = store.history_page(
+            req.resource_type, req.resource_id, req.since, snapshot, req.offset, req.count
+        )
+    return [v for v in page if visible(v)], found, False
 
 
 def _versions_at(

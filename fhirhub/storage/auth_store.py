@@ -26,6 +26,8 @@ TOKENS = "auth_tokens"
 ASSERTIONS = "auth_assertions"
 KEYS = "auth_keys"
 LAUNCHES = "auth_launches"
+REFRESH_USES = "auth_refresh_uses"
+LOGIN_FAILURES = "auth_login_failures"
 
 
 def secret_hash(secret: str) -> str:
@@ -47,6 +49,7 @@ class AuthStore:
             return
         self.db[TOKENS].create_index([("grant", ASCENDING)], name="grant")
         self.db[KEYS].create_index([("created", ASCENDING)], name="created")
+        self.db[LOGIN_FAILURES].create_index([("key", ASCENDING), ("ts", ASCENDING)], name="key")
         self._indexed = True
 
     # -- clients and users ------------------------------------------------------------------
@@ -109,7 +112,15 @@ class AuthStore:
 
     def purge_expired(self) -> None:
         cutoff = {"expires": {"$lt": now()}}
-        for collection in (REQUESTS, CODES, ASSERTIONS, LAUNCHES, TOKENS):
+        for collection in (
+            REQUESTS,
+            CODES,
+            ASSERTIONS,
+            LAUNCHES,
+            TOKENS,
+            REFRESH_USES,
+            LOGIN_FAILURES,
+        ):
             self.db[collection].delete_many(cutoff)
 
     # -- tokens ------------------------------------------------------------------------------
@@ -123,11 +134,43 @@ class AuthStore:
             return None
         return record
 
+    def token_record(self, token: str) -> Record | None:
+        """The stored record even when revoked or expired (refresh-token reuse detection)."""
+        return self.db[TOKENS].find_one({"_id": secret_hash(token)})
+
+    def first_use_of_refresh(self, key: str, expires: datetime) -> bool:
+        """Claim a refresh token for one rotation. A unique insert has exactly one winner,
+        even on FerretDB whose guarded updates are not atomic under races."""
+        try:
+            self.db[REFRESH_USES].insert_one({"_id": key, "expires": expires})
+        except DuplicateKeyError:
+            return False
+        self.db[TOKENS].update_one({"_id": key}, {"$set": {"revoked": True, "rotated": True}})
+        return True
+
     def revoke_token(self, key: str) -> None:
         self.db[TOKENS].update_one({"_id": key}, {"$set": {"revoked": True}})
 
     def revoke_grant(self, grant: str) -> None:
         self.db[TOKENS].update_many({"grant": grant}, {"$set": {"revoked": True}})
+
+    # -- failed logins (rate limiting, shared by every worker process) ----------------------
+
+    def add_login_failure(self, keys: list[str], expires: datetime) -> None:
+        moment = now()
+        self.db[LOGIN_FAILURES].insert_many(
+            [{"key": k, "ts": moment, "expires": expires} for k in keys]
+        )
+
+    def login_failures(self, key: str, since: datetime) -> list[datetime]:
+        """Times of the failures recorded for `key` since `since`, oldest first."""
+        found = self.db[LOGIN_FAILURES].find(
+            {"key": key, "ts": {"$gte": since}}, {"ts": 1}, sort=[("ts", ASCENDING)]
+        )
+        return [doc["ts"] for doc in found]
+
+    def clear_login_failures(self, key: str) -> None:
+        self.db[LOGIN_FAILURES].delete_many({"key": key})
 
     # -- signing keys ------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ PARALLEL_MIN_DOCS = 40
 # Shared by all requests: bounds the database connections one process uses for bulk inserts.
 _INSERTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-insert")
 Document = dict[str, Any]
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 50  # with the backoff below: about 2 s of contention before a 409
 
 Clock = Callable[[], datetime]
 
