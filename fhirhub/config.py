@@ -71,6 +71,7 @@ class Settings:
     # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.
     auth: bool = True
     auth_token_ttl: int = 3600
+    auth_token_cache_ms: int = 1000
     auth_refresh_ttl: int = 30 * 24 * 3600
     auth_code_ttl: int = 60
     # Failed password logins per username / per client address within the window (seconds)
@@ -160,6 +161,9 @@ class Settings:
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
+            auth_token_cache_ms=_int(
+                env, "FHIRHUB_AUTH_TOKEN_CACHE_MS", defaults.auth_token_cache_ms
+            ),
             auth_refresh_ttl=_int(env, "FHIRHUB_AUTH_REFRESH_TTL", defaults.auth_refresh_ttl),
             auth_code_ttl=_int(env, "FHIRHUB_AUTH_CODE_TTL", defaults.auth_code_ttl),
             auth_login_max_failures=_int(

@@ -129,7 +129,11 @@ class Hub:
         from fhirhub.storage.auth_store import AuthStore
 
         return AuthService(
-            AuthStore(self.db), self.settings, self.search, self.extractor, self.definitions
+            AuthStore(self.db, self.settings.auth_token_cache_ms / 1000),
+            self.settings,
+            self.search,
+            self.extractor,
+            self.definitions,
         )
 
     @cached_property

@@ -3,6 +3,7 @@ refresh, introspection, revocation, and what each of them must refuse."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from fhirhub.hub import Hub
-from fhirhub.storage.auth_store import CODES, TOKENS, now, secret_hash
+from fhirhub.storage.auth_store import CODES, TOKENS, AuthStore, now, secret_hash
 from tests.auth_helpers import (
     authorize_params,
     clinical_data,
@@ -237,6 +238,7 @@ def test_expired_access_token_and_bad_headers(auth_client: FlaskClient, auth_hub
     auth_hub.db[TOKENS].update_one(
         {"_id": secret_hash(token)}, {"$set": {"expires": now() - timedelta(seconds=1)}}
     )
+    auth_hub.auth.store.forget_cached_tokens()  # the edit above bypassed the store
     expired = auth_client.get("/fhir/Patient/b", headers=bearer)
     assert expired.status_code == 401
     assert expired.get_json()["resourceType"] == "OperationOutcome"
@@ -245,6 +247,26 @@ def test_expired_access_token_and_bad_headers(auth_client: FlaskClient, auth_hub
     assert none.status_code == 401 and none.headers["WWW-Authenticate"].startswith("Bearer")
     basic = auth_client.get("/fhir/Patient/b", headers={"Authorization": "Basic eDp5"})
     assert basic.status_code == 401
+
+
+def test_token_lookups_are_cached_briefly(auth_client: FlaskClient, auth_hub: Hub) -> None:
+    """Revocation here applies at once; one made by another process within the cache TTL."""
+    clinical_data(auth_hub)
+    register_app(auth_hub)
+    issue = auth_hub.auth.issue_direct
+    bearer = {"Authorization": f"Bearer {issue('app', 'user/*.rs', user='root')['access_token']}"}
+    assert auth_client.get("/fhir/Patient/b", headers=bearer).status_code == 200
+    other_process = AuthStore(auth_hub.db)
+    token = bearer["Authorization"].split()[1]
+    other_process.revoke_token(secret_hash(token))
+    assert auth_client.get("/fhir/Patient/b", headers=bearer).status_code == 200
+    time.sleep(auth_hub.settings.auth_token_cache_ms / 1000 + 0.1)
+    assert auth_client.get("/fhir/Patient/b", headers=bearer).status_code == 401
+
+    again = {"Authorization": f"Bearer {issue('app', 'user/*.rs', user='root')['access_token']}"}
+    assert auth_client.get("/fhir/Patient/b", headers=again).status_code == 200
+    auth_hub.auth.store.revoke_token(secret_hash(again["Authorization"].split()[1]))
+    assert auth_client.get("/fhir/Patient/b", headers=again).status_code == 401
 
 
 def test_consent_can_withhold_types(auth_client: FlaskClient, auth_hub: Hub) -> None:

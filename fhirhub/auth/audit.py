@@ -16,6 +16,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 COLLECTION = "audit_events"
 FLUSH_SECONDS = 0.5
+LINGER_SECONDS = 0.25
 BATCH = 500
 QUEUE_LIMIT = 50_000
 
@@ -90,9 +92,13 @@ class AuditLog:
                 item = self._queue.get(timeout=FLUSH_SECONDS)
                 if item is not None:
                     batch.append(item)
-                while len(batch) < BATCH:
-                    item = self._queue.get_nowait()
-                    if item is not None:
+                    # Linger for more: one insert per request would cost the database as
+                    # much as the request itself; a flush (None) ends the wait at once.
+                    deadline = time.monotonic() + LINGER_SECONDS
+                    while len(batch) < BATCH:
+                        item = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                        if item is None:
+                            break
                         batch.append(item)
             except queue.Empty:
                 pass
