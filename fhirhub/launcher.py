@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -32,6 +34,7 @@ def serve(settings: Settings) -> None:
     ensure_fhir_package(settings.cache_dir)
     started_db = start_database(settings)
     children: list[subprocess.Popen[bytes]] = []
+    gunicorn_args = gunicorn_command(settings)
     try:
         hub = Hub(settings)
         try:
@@ -39,7 +42,11 @@ def serve(settings: Settings) -> None:
             smart_lines = _smart_demo(hub)
         finally:
             hub.close()
-        children.append(subprocess.Popen(gunicorn_command(settings)))
+        # Its own process group: a terminal's Ctrl-C reaches only us, and gunicorn hears one
+        # SIGTERM from _stop. A gthread worker that gets a second signal while shutting
+        # down deadlocks in ThreadPoolExecutor.shutdown (seen: orphaned workers after
+        # Ctrl-C), and killpg at the end leaves no worker behind.
+        children.append(subprocess.Popen(gunicorn_args, start_new_session=True))
         if settings.start_worker:
             # The notification worker delivers what the web processes commit to the outbox.
             children.append(subprocess.Popen([sys.executable, "-m", "fhirhub.cli", "worker"]))
@@ -48,7 +55,7 @@ def serve(settings: Settings) -> None:
             click.echo(line, err=True)
         _wait(children)
     finally:
-        _stop(children)
+        _stop(children, gunicorn_args)
         if started_db is not None:
             started_db.stop()
 
@@ -108,7 +115,7 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> None:
         time.sleep(0.2)
 
 
-def _stop(children: list[subprocess.Popen[bytes]]) -> None:
+def _stop(children: list[subprocess.Popen[bytes]], gunicorn_args: list[str]) -> None:
     for child in children:
         if child.poll() is None:
             child.terminate()
@@ -117,3 +124,7 @@ def _stop(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait(timeout=15)
         except subprocess.TimeoutExpired:
             child.kill()
+        if child.args == gunicorn_args:
+            # gunicorn's workers, if its master left any (its own group, see serve()).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
