@@ -227,9 +227,11 @@ class ResourceService:
             )
         expected = parse_etag(if_match) if if_match else None
         warnings = [] if validated else self.validate(resource)
+        read_before: tuple[StoredVersion | None] | None = None
         if access.active() is not None:
             current = self.store.current(resource_type, resource_id)
             access.guard_write(method, resource_type, resource, current)
+            read_before = (current,)
         stored = self.store.write(
             resource_type,
             resource_id,
@@ -238,6 +240,7 @@ class ResourceService:
             expected_version=expected,
             index=self.indexer(resource),
             txn=txn,
+            read_before=read_before,
         )
         return WriteResult(stored, created=stored.version == 1, warnings=warnings)
 
@@ -314,6 +317,7 @@ class ResourceService:
                 method="DELETE",
                 expected_version=current.version,
                 txn=txn,
+                read_before=(current,),
             )
         except PreconditionFailed:
             # Changed underneath us: delete whatever is current now.

@@ -42,6 +42,10 @@ PARALLEL_MIN_DOCS = 40
 # Shared by all requests: bounds the database connections one process uses for bulk inserts.
 _INSERTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-insert")
 Document = dict[str, Any]
+# Projections: FerretDB converts every value it returns (a current document's index fields
+# are most of them), so reads ask only for what they use (1.43 -> 1.25 ms per read).
+VERSION_FIELDS = {f: 1 for f in ("t", "rid", "v", "ts", "del", "m", "res")}
+CAS_FIELDS = {"v": 1, "ts": 1, "del": 1}
 MAX_ATTEMPTS = 50  # with the backoff below: about 2 s of contention before a 409
 
 Clock = Callable[[], datetime]
@@ -101,7 +105,8 @@ class ResourceStore:
     # -- reads ---------------------------------------------------------------------------
 
     def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        doc = self.resources.find_one({"_id": resource_key(resource_type, resource_id)})
+        key = resource_key(resource_type, resource_id)
+        doc = self.resources.find_one({"_id": key}, VERSION_FIELDS)
         return StoredVersion.from_doc(doc) if doc else None
 
     def version(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
@@ -132,16 +137,23 @@ class ResourceStore:
         index: Mapping[str, Any] | None = None,
         txn: str | None = None,
         fresh_id: bool = False,
+        read_before: tuple[StoredVersion | None] | None = None,
     ) -> StoredVersion:
         """Write a new version (resource None means delete). Returns the stored version.
 
         `fresh_id`: the caller generated the id (uuid4) just now, so there is no current
         version to read; that saves a round trip per create. A collision (practically
-        impossible) still fails the history insert and falls back to the read."""
+        impossible) still fails the history insert and falls back to the read.
+        `read_before`: (current,) as the caller just read it; used instead of reading again.
+        If it is stale, the history insert collides and the next attempt reads afresh."""
         key = resource_key(resource_type, resource_id)
         for attempt in range(MAX_ATTEMPTS):
-            fresh = fresh_id and attempt == 0
-            cur = None if fresh else self.resources.find_one({"_id": key})
+            cur: Document | None
+            if attempt == 0 and (fresh_id or read_before is not None):
+                known = read_before[0] if read_before else None
+                cur = None if known is None else _cas_fields(known)
+            else:
+                cur = self.resources.find_one({"_id": key}, CAS_FIELDS)
             cur_version = cur["v"] if cur else 0
             live = cur is not None and not cur.get("del")
             if expected_version is not None and (not live or cur_version != expected_version):
@@ -378,3 +390,7 @@ def _back_off(attempt: int) -> None:
     # The winner of a collision needs one more round trip to finish its write; retrying at
     # once would mostly collide with it again and burn the attempts in a few milliseconds.
     time.sleep(random.uniform(0.5, 1.5) * min(0.001 * 2**attempt, 0.05))
+
+
+def _cas_fields(stored: StoredVersion) -> Document:
+    return {"v": stored.version, "ts": stored.last_updated, "del": stored.deleted}
