@@ -64,7 +64,7 @@ class Hub:
 
     @cached_property
     def store(self) -> ResourceStore:
-        return ResourceStore(self.db)
+        return ResourceStore(self.db, index_of=self.index_resource)
 
     @cached_property
     def validator(self) -> Validator:

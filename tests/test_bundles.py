@@ -174,6 +174,40 @@ def test_injected_failure_leaves_nothing_behind(client: FlaskClient, hub: Hub, s
     assert counts(hub) == before
     assert body(client.get("/fhir/Patient/keep")) == original
     assert client.get("/fhir/Patient/keep/_history/2").status_code == 404
+    # The restored version is searchable again (its index fields were rebuilt).
+    found = body(client.get("/fhir/Patient?family=Chalmers"))
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == ["keep"]
+
+
+def test_compensation_leaves_another_writers_document_alone(client: FlaskClient, hub: Hub) -> None:
+    """A transaction whose create lost the race for an id must not delete the winner."""
+    winner = {
+        "_id": "Patient/race",
+        "t": "Patient",
+        "rid": "race",
+        "v": 1,
+        "ts": hub.store.clock(),
+        "del": False,
+        "m": "PUT",
+        "res": orjson.dumps(patient("Winner", id="race")).decode(),
+    }
+
+    def other_writer_first(name: str) -> None:
+        if name == "create":
+            hub.db[RESOURCES].insert_one(dict(winner))
+
+    hub.store.before_write = other_writer_first
+    bundle = tx(
+        {
+            "resource": patient("Loser", id="race"),
+            "request": {"method": "PUT", "url": "Patient/race"},
+        }
+    )
+    response = send(client, bundle)
+    hub.store.before_write = None
+    assert response.status_code == 409
+    assert hub.db[RESOURCES].find_one({"_id": "Patient/race"}) == winner
+    assert hub.db[HISTORY].count_documents({"rid": "race"}) == 0
 
 
 def test_recovery_compensates_after_process_death(

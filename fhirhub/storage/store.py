@@ -75,8 +75,16 @@ def fhir_instant(moment: datetime) -> str:
 
 
 class ResourceStore:
-    def __init__(self, db: Database, clock: Clock = utc_now_ms):
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock = utc_now_ms,
+        index_of: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+    ):
         self.db = db
+        # Search index fields for a resource: needed when a current document is rebuilt from
+        # a history version (compensation, roll-forward), which carries no index.
+        self.index_of = index_of
         self.resources = db[RESOURCES]
         self.history = db[HISTORY]
         self.clock = clock
@@ -240,7 +248,8 @@ class ResourceStore:
                     "txn": txn,
                 }
             )
-            current = {**doc, **{INDEX_PREFIX + k: v for k, v in plan.index.items()}}
+            # `txn` on the staged current document: compensation touches only its own.
+            current = {**doc, "txn": txn, **{INDEX_PREFIX + k: v for k, v in plan.index.items()}}
             if plan.prior_version == 0:
                 creates.append({"_id": key, **current})
             else:
@@ -303,19 +312,29 @@ class ResourceStore:
             return
         if orphan["ts"] > self.clock() - STALE_AFTER:
             return  # a live writer is between its two steps; the caller retries
-        fields = {k: orphan[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
-        self._swap_current(key, cur_version, fields)
+        self._swap_current(key, cur_version, self._current_from_history(orphan))
 
-    def restore(self, resource_type: str, resource_id: str, written: int, prior: int) -> bool:
-        """Compensation: put back version `prior` (0 = absent) if `written` is still current."""
+    def restore(
+        self, resource_type: str, resource_id: str, written: int, prior: int, txn: str
+    ) -> bool:
+        """Compensation: put back version `prior` (0 = absent) if the version `written` by
+        transaction `txn` is still current. Matching the transaction too means a document
+        another writer put there (a create that beat ours to the id) is left alone."""
         key = resource_key(resource_type, resource_id)
+        ours = {"_id": key, "v": written, "txn": txn}
         if prior == 0:
-            return self.resources.delete_one({"_id": key, "v": written}).deleted_count == 1
+            return self.resources.delete_one(ours).deleted_count == 1
         old = self.history.find_one({"_id": version_key(resource_type, resource_id, prior)})
         if old is None:
             return False
-        fields = {k: old[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
-        return self.resources.replace_one({"_id": key, "v": written}, fields).matched_count == 1
+        return self.resources.replace_one(ours, self._current_from_history(old)).matched_count == 1
+
+    def _current_from_history(self, version_doc: Mapping[str, Any]) -> Document:
+        fields = {k: version_doc[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
+        resource = decode_resource(fields["res"])
+        if resource is not None and self.index_of is not None:
+            fields.update({INDEX_PREFIX + k: v for k, v in self.index_of(resource).items()})
+        return fields
 
     def reindex(
         self, resource_type: str | None, index_of: Callable[[dict[str, Any]], Mapping[str, Any]]

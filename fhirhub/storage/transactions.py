@@ -60,7 +60,7 @@ def compensate(store: ResourceStore, txn_id: str) -> None:
     if record is None:
         return
     for entry in reversed(record.get("w", [])):
-        restored = store.restore(entry["t"], entry["rid"], entry["v"], entry["p"])
+        restored = store.restore(entry["t"], entry["rid"], entry["v"], entry["p"], txn_id)
         if not restored:
             current = store.current(entry["t"], entry["rid"])
             if current is not None and current.version > entry["v"]:
