@@ -10,6 +10,7 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 
+from fhirhub.fhir.errors import Conflict
 from fhirhub.hub import Hub
 from fhirhub.storage import transactions
 from fhirhub.storage.documents import HISTORY, RESOURCES, TRANSACTIONS
@@ -255,6 +256,66 @@ def test_batch_entries_succeed_or_fail_independently(client: FlaskClient) -> Non
     assert statuses[0] == "201 Created"
     assert statuses[1:] == ["400", "404", "400"]
     assert result["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+
+
+def put(resource: dict[str, Any]) -> dict[str, Any]:
+    url = f"{resource['resourceType']}/{resource['id']}"
+    return {"resource": resource, "request": {"method": "PUT", "url": url}}
+
+
+def batch_of_plain_writes() -> dict[str, Any]:
+    return tx(
+        put(patient("One", id="b1")),
+        put(patient("Two", id="b2")),
+        put(patient("Blue", id="b3", gender="blue")),
+        post(patient("Three")),
+        {"request": {"method": "GET", "url": "Patient/b1"}},
+        put(patient("Twice", id="b2")),
+        {"request": {"method": "PUT", "url": "Patient/Bad$Id"}, "resource": patient()},
+        kind="batch",
+    )
+
+
+EXPECTED_BATCH_STATUSES = [
+    "201 Created",
+    "201 Created",
+    "400",
+    "201 Created",
+    "200 OK",
+    "200 OK",
+    "400",
+]
+
+
+def test_batch_plain_writes_together_fail_alone(client: FlaskClient, hub: Hub) -> None:
+    result = body(send(client, batch_of_plain_writes()))
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == EXPECTED_BATCH_STATUSES
+    assert "gender" in str(result["entry"][2]["response"]["outcome"])
+    assert body(client.get("/fhir/Patient/b2"))["name"][0]["family"] == "Twice"
+    assert client.get("/fhir/Patient/b3").status_code == 404
+    created = result["entry"][3]["response"]["location"].split("/_history")[0]
+    assert body(client.get(f"/fhir/{created}"))["name"][0]["family"] == "Three"
+    # Written as committed versions: visible in history and waiting for the notifier.
+    assert body(client.get("/fhir/Patient/b1/_history"))["total"] == 1
+    assert hub.db[TRANSACTIONS].count_documents({}) == 0
+
+
+def test_batch_falls_back_to_one_by_one_after_a_collision(client: FlaskClient, hub: Hub) -> None:
+    collided: list[str] = []
+
+    def collide_once(name: str) -> None:
+        if name == "history" and not collided:
+            collided.append(name)
+            raise Conflict("a concurrent writer got there first")
+
+    hub.store.before_write = collide_once
+    result = body(send(client, batch_of_plain_writes()))
+    hub.store.before_write = None
+    assert collided
+    statuses = [e["response"]["status"] for e in result["entry"]]
+    assert statuses == EXPECTED_BATCH_STATUSES
+    assert body(client.get("/fhir/Patient/b2/_history"))["total"] == 2
 
 
 def test_bundle_shape_errors(client: FlaskClient) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fhirhub.fhir.errors import FhirError, Issue
-from fhirhub.fhir.operation_outcome import outcome
+from fhirhub.fhir.errors import FhirError
 from fhirhub.fhir.references import is_conditional, rewrite_references
+from fhirhub.service.batch_writes import error_entry, write_plain_entries
 from fhirhub.service.bundle_entries import EntryOp, parse_bundle, parse_entry
 from fhirhub.service.resources import ResourceService, WriteResult
 from fhirhub.service.transaction import STATUS_TEXT, TransactionProcessor, search_entry
@@ -31,25 +31,25 @@ class BundleService:
         return TransactionProcessor(self.resources, self.base, self.searcher).run(ops)
 
     def batch(self, entries: list[Any]) -> dict[str, Any]:
-        responses = []
+        responses: dict[int, dict[str, Any]] = {}
+        ops: list[EntryOp] = []
         for index, entry in enumerate(entries):
             try:
-                responses.append(self._batch_entry(parse_entry(index, entry, self.base)))
+                ops.append(parse_entry(index, entry, self.base))
             except FhirError as error:
-                responses.append(
-                    {
-                        "response": {
-                            "status": str(error.status),
-                            "outcome": outcome(
-                                [
-                                    Issue(i.code, i.diagnostics, i.severity, i.expression)
-                                    for i in error.issues
-                                ]
-                            ),
-                        }
-                    }
-                )
-        return {"resourceType": "Bundle", "type": "batch-response", "entry": responses}
+                responses[index] = error_entry(error)
+        written, leftover = write_plain_entries(self.resources, self.base, ops)
+        responses.update(written)
+        for op in sorted(leftover, key=lambda op: op.index):
+            try:
+                responses[op.index] = self._batch_entry(op)
+            except FhirError as error:
+                responses[op.index] = error_entry(error)
+        return {
+            "resourceType": "Bundle",
+            "type": "batch-response",
+            "entry": [responses[index] for index in range(len(entries))],
+        }
 
     def _batch_entry(self, op: EntryOp) -> dict[str, Any]:
         service = self.resources

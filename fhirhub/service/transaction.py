@@ -21,6 +21,7 @@ from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
 from fhirhub.service.resources import ResourceService, parse_etag
+from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import PlannedWrite, fhir_instant
 from fhirhub.storage.transactions import StagedTransaction
 
@@ -51,6 +52,7 @@ class TransactionProcessor:
         self.store = resources.store
         self.base = base
         self.conditional_cache: dict[str, str] = {}
+        self.prefetched: dict[tuple[str, str], StoredVersion | None] = {}
 
     def run(self, ops: list[EntryOp]) -> dict[str, Any]:
         ordered = sorted(ops, key=lambda op: ORDER[op.method])
@@ -100,6 +102,21 @@ class TransactionProcessor:
             "type": "transaction-response",
             "entry": [responses[op.index] for op in ops],
         }
+
+    def prefetch(self, keys: list[tuple[str, str]]) -> None:
+        """Read these current versions ahead, in parallel (a stale one only makes the staged
+        write collide, never overwrite)."""
+        self.prefetched.update(self.store.current_many(keys))
+
+    def _current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
+        key = (resource_type, resource_id)
+        if key in self.prefetched:
+            return self.prefetched.pop(key)
+        return self.store.current(resource_type, resource_id)
+
+    def plan_alone(self, op: EntryOp) -> PlannedWrite | None:
+        """One entry on its own, as in a batch: identity, references, validation, If-Match."""
+        return self._plan(self._resolve(op, {}), {})
 
     # -- phase 1: identities --------------------------------------------------------------
 
@@ -179,9 +196,7 @@ class TransactionProcessor:
             return None
         # A POST got a fresh random id, so there is nothing to read back.
         current = (
-            None
-            if op.method == "POST"
-            else self.store.current(op.resource_type, target.resource_id)
+            None if op.method == "POST" else self._current(op.resource_type, target.resource_id)
         )
         prior = current.version if current else 0
         live = current is not None and not current.deleted

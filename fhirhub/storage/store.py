@@ -39,8 +39,8 @@ from fhirhub.storage.documents import (
 STALE_AFTER = timedelta(seconds=30)
 INSERT_CHUNK = 100
 PARALLEL_MIN_DOCS = 40
-# Shared by all requests: bounds the database connections one process uses for bulk inserts.
-_INSERTS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-insert")
+# Shared by all requests: bounds the database connections one process uses for bulk work.
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-bulk")
 Document = dict[str, Any]
 # Projections: FerretDB converts every value it returns (a current document's index fields
 # are most of them), so reads ask only for what they use (1.43 -> 1.25 ms per read).
@@ -118,6 +118,14 @@ class ResourceStore:
         key = resource_key(resource_type, resource_id)
         doc = self.resources.find_one({"_id": key}, VERSION_FIELDS)
         return StoredVersion.from_doc(doc) if doc else None
+
+    def current_many(
+        self, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredVersion | None]:
+        """Current versions of many resources: one `_id` lookup each (FerretDB does not push
+        `$in` down), run over parallel connections."""
+        found = _POOL.map(lambda key: self.current(*key), keys)
+        return dict(zip(keys, found, strict=True))
 
     def version(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
         doc = self.history.find_one({"_id": version_key(resource_type, resource_id, version)})
@@ -273,7 +281,7 @@ class ResourceStore:
 
         def insert(collection: Collection[Document], docs: list[Document]) -> None:
             if parallel:
-                futures.append(_INSERTS.submit(collection.insert_many, docs, ordered=True))
+                futures.append(_POOL.submit(collection.insert_many, docs, ordered=True))
             else:
                 collection.insert_many(docs, ordered=True)
 
