@@ -72,6 +72,13 @@ class TransactionProcessor:
             targets.append(target)
         plans: list[PlannedWrite] = []
         planned: list[Target] = []
+        self.prefetch(
+            [
+                (t.op.resource_type, t.resource_id)
+                for t in targets
+                if t.resource_id and not t.existing and t.op.method in ("PUT", "PATCH", "DELETE")
+            ]
+        )
         for target in targets:
             try:
                 plan = self._plan(target, mapping)
