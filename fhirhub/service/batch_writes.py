@@ -59,11 +59,12 @@ def write_plain_entries(
         ]
     )
     for op in candidates:
-        key = f"{op.resource_type}/{op.resource_id}"
-        if op.method == "PUT" and key in targets:
-            leftover.append(op)  # the same resource twice: in order, one at a time
-            continue
-        targets.add(key)
+        if op.method == "PUT":
+            key = f"{op.resource_type}/{op.resource_id}"
+            if key in targets:
+                leftover.append(op)  # the same resource twice: in order, one at a time
+                continue
+            targets.add(key)
         try:
             plan = processor.plan_alone(op)
         except FhirError as error:
