@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhirhub.api import (
     auth,
@@ -53,4 +54,12 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
     app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(health.bp)
     websocket.install(app, hub)  # [base]/websocket, served in front of the routes above
+    if settings.proxy_hops > 0:
+        # Behind that many reverse proxies, trust their X-Forwarded-For/-Proto/-Host, so the
+        # client address (login limits, audit) is the user's, not the proxy's. Never by
+        # default: a client could otherwise forge its address.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     return app

@@ -54,6 +54,7 @@ class Settings:
     seed_on_empty: bool = True
     db_timeout_ms: int = 5000
     db_socket_timeout_ms: int = 60000
+    proxy_hops: int = 0
     # Notifications (subscriptions and care-team routing); see README "Notifications".
     # Empty: loopback and public addresses with the embedded database (dev), public otherwise.
     notify_allowed_hosts: str = ""
@@ -140,6 +141,7 @@ class Settings:
             max_body_bytes=_int(env, "FHIRHUB_MAX_BODY_BYTES", defaults.max_body_bytes),
             seed_on_empty=_bool(env, "FHIRHUB_SEED", defaults.seed_on_empty),
             db_timeout_ms=_int(env, "FHIRHUB_DB_TIMEOUT_MS", defaults.db_timeout_ms),
+            proxy_hops=_int(env, "FHIRHUB_PROXY_HOPS", defaults.proxy_hops),
             db_socket_timeout_ms=_int(
                 env, "FHIRHUB_DB_SOCKET_TIMEOUT_MS", defaults.db_socket_timeout_ms
             ),
