@@ -173,7 +173,7 @@ class Hub:
             resources=resources,
             system_interactions=SYSTEM_INTERACTIONS,
             operations=(("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
-            patch_formats=("application/json-patch+json",),
+            patch_formats=("application/json-patch+json", "application/fhir+json"),
             security=capability_security(self.settings) if self.settings.auth else None,
             websocket=self.settings.websocket_url,
         )

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from fhirhub.api.render import fhir_response
 from fhirhub.api.requests import hub, patch_body, query_string, resource_body
 from fhirhub.api.responses import read_response, write_response
-from fhirhub.fhir.errors import BadRequest, Issue, NotFound, UnsupportedMediaType
+from fhirhub.fhir.errors import BadRequest, Issue, NotFound
 from fhirhub.fhir.operation_outcome import outcome
 from fhirhub.service import access
 from fhirhub.service.history import HistoryRequest, history_bundle, instance_visible
@@ -66,11 +66,14 @@ def conditional_update(resource_type: str) -> Response:
 def patch(resource_type: str, resource_id: str) -> Response:
     service = hub().resources
     service.check_type(resource_type)
+    # application/json-patch+json: JSON Patch; application/fhir+json or json: FHIRPath Patch.
     media, operations = patch_body()
-    if media != "application/json-patch+json":
-        raise UnsupportedMediaType("PATCH supports JSON Patch: send application/json-patch+json")
     result = service.patch(
-        resource_type, resource_id, operations, if_match=request.headers.get("If-Match")
+        resource_type,
+        resource_id,
+        operations,
+        if_match=request.headers.get("If-Match"),
+        fhirpath=media != "application/json-patch+json",
     )
     return write_response(_base(), result, 200)
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import jsonpatch
 
+from fhirhub.fhir import fhirpath_patch
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.errors import (
     BadRequest,
@@ -262,6 +263,11 @@ class ResourceService:
             )
         return self.update(resource_type, target, {**resource, "id": target})
 
+    def repeats(self, resource_type: str) -> fhirpath_patch.Repeats | None:
+        """Cardinality for FHIRPath Patch `add` (a new repeating element starts a list)."""
+        models = getattr(self.validator, "models", None)  # test doubles may have no model
+        return fhirpath_patch.repeats_from(models, resource_type) if models else None
+
     def patch(
         self,
         resource_type: str,
@@ -269,7 +275,9 @@ class ResourceService:
         operations: Any,
         *,
         if_match: str | None = None,
+        fhirpath: bool = False,
     ) -> WriteResult:
+        """JSON Patch (a list of operations) or, with `fhirpath`, FHIRPath Patch (Parameters)."""
         current = self._live(resource_type, resource_id)
         # Hidden from the token: the same 404 as _live gives a missing id (and before If-Match
         # is compared, whose 412 would confirm the resource exists).
@@ -279,18 +287,13 @@ class ResourceService:
             raise PreconditionFailed(
                 f"{resource_type}/{resource_id} is at version {current.version}, not {expected}"
             )
-        if not isinstance(operations, list):
-            raise BadRequest("a JSON Patch body must be an array of operations")
-        try:
-            patched = jsonpatch.JsonPatch(operations).apply(current.resource)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise Unprocessable(f"JSON Patch could not be applied: {exc}") from None
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise BadRequest(f"malformed JSON Patch: {exc}") from None
-        if not isinstance(patched, dict):
-            raise Unprocessable("JSON Patch must leave a resource (a JSON object)")
+        original = current.resource or {}  # _live: never a deletion marker
+        if fhirpath:
+            patched = fhirpath_patch.apply_patch(original, operations, self.repeats(resource_type))
+        else:
+            patched = _json_patch(original, operations)
         if patched.get("id") != resource_id or patched.get("resourceType") != resource_type:
-            raise Unprocessable("JSON Patch must not change resourceType or id")
+            raise Unprocessable("a patch must not change resourceType or id")
         return self.update(
             resource_type,
             resource_id,
@@ -331,3 +334,17 @@ class ResourceService:
                 f"conditional delete matches more than one {resource_type}; be more specific"
             )
         return self.delete(resource_type, matches[0].resource_id) if matches else None
+
+
+def _json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:
+    if not isinstance(operations, list):
+        raise BadRequest("a JSON Patch body must be an array of operations")
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(resource)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise Unprocessable(f"JSON Patch could not be applied: {exc}") from None
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise BadRequest(f"malformed JSON Patch: {exc}") from None
+    if not isinstance(patched, dict):
+        raise Unprocessable("JSON Patch must leave a resource (a JSON object)")
+    return patched

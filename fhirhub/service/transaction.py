@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 import jsonpatch
 import orjson
 
+from fhirhub.fhir import fhirpath_patch
 from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service import access
@@ -217,7 +218,7 @@ class TransactionProcessor:
         if op.method == "PATCH":
             if not live or current is None or current.resource is None:
                 raise NotFound(f"{op.resource_type}/{target.resource_id} does not exist")
-            resource = _apply_patch(op, current.resource)
+            resource = _apply_patch(op, current.resource, self.resources.repeats(op.resource_type))
         else:
             assert op.resource is not None
             resource = dict(op.resource)
@@ -297,12 +298,19 @@ def search_entry(searcher: Any, op: EntryOp) -> dict[str, Any]:
     return {"resource": bundle, "response": {"status": "200 OK"}}
 
 
-def _apply_patch(op: EntryOp, current: dict[str, Any]) -> dict[str, Any]:
+def _apply_patch(
+    op: EntryOp, current: dict[str, Any], repeats: fhirpath_patch.Repeats | None
+) -> dict[str, Any]:
     binary = op.resource or {}
+    if binary.get("resourceType") == "Parameters":
+        return fhirpath_patch.apply_patch(current, binary, repeats)
     if binary.get("resourceType") != "Binary" or "json-patch" not in str(
         binary.get("contentType", "")
     ):
-        raise BadRequest("PATCH entries need a Binary with contentType application/json-patch+json")
+        raise BadRequest(
+            "PATCH entries need a Parameters resource (FHIRPath Patch) or a Binary with "
+            "contentType application/json-patch+json"
+        )
     try:
         operations = orjson.loads(base64.b64decode(str(binary.get("data", ""))))
         patched = jsonpatch.JsonPatch(operations).apply(current)
