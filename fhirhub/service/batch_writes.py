@@ -16,8 +16,8 @@ from fhirhub.fhir.errors import FhirError, Issue
 from fhirhub.fhir.operation_outcome import outcome
 from fhirhub.service.bundle_entries import EntryOp
 from fhirhub.service.resources import ResourceService
-from fhirhub.service.transaction import STATUS_TEXT, TransactionProcessor
-from fhirhub.storage.store import PlannedWrite, fhir_instant
+from fhirhub.service.transaction import TransactionProcessor, written_entry
+from fhirhub.storage.store import PlannedWrite
 from fhirhub.storage.transactions import StagedTransaction
 
 # Fewer plain writes than this are not worth a transaction log record.
@@ -82,14 +82,5 @@ def write_plain_entries(
     except FhirError:
         return responses, leftover + planned  # a concurrent change: nothing was kept
     for op, version in zip(planned, stored, strict=True):
-        status = 201 if op.method == "POST" or version.version == 1 else 200
-        responses[op.index] = {
-            "response": {
-                "status": STATUS_TEXT[status],
-                "location": f"{version.resource_type}/{version.resource_id}"
-                f"/_history/{version.version}",
-                "etag": version.etag,
-                "lastModified": fhir_instant(version.last_updated),
-            }
-        }
+        responses[op.index] = written_entry(op.method, version)
     return responses, leftover

@@ -10,7 +10,7 @@ from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service.batch_writes import error_entry, write_plain_entries
 from fhirhub.service.bundle_entries import EntryOp, parse_bundle, parse_entry
 from fhirhub.service.resources import ResourceService, WriteResult
-from fhirhub.service.transaction import STATUS_TEXT, TransactionProcessor, search_entry
+from fhirhub.service.transaction import TransactionProcessor, search_entry, version_entry
 from fhirhub.storage.store import fhir_instant
 
 # (resource type, query parameters, self path) -> searchset Bundle
@@ -95,17 +95,7 @@ class BundleService:
         return self._write_entry(result)
 
     def _write_entry(self, result: WriteResult) -> dict[str, Any]:
-        stored = result.stored
-        status = 201 if result.created else 200
-        return {
-            "response": {
-                "status": STATUS_TEXT[status],
-                "location": f"{stored.resource_type}/{stored.resource_id}"
-                f"/_history/{stored.version}",
-                "etag": stored.etag,
-                "lastModified": fhir_instant(stored.last_updated),
-            }
-        }
+        return version_entry(201 if result.created else 200, result.stored)
 
     def _resolve_conditional_refs(self, resource: dict[str, Any]) -> dict[str, Any]:
         processor = TransactionProcessor(self.resources, self.base)

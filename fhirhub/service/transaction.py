@@ -91,16 +91,7 @@ class TransactionProcessor:
         stored = StagedTransaction(self.store).apply(plans) if plans else []
         responses: dict[int, dict[str, Any]] = {}
         for target, version in zip(planned, stored, strict=True):
-            status = 201 if target.op.method == "POST" or version.version == 1 else 200
-            if version.deleted:
-                status = 204
-            responses[target.op.index] = self._response(
-                status,
-                version.resource_type,
-                version.resource_id,
-                version.version,
-                fhir_instant(version.last_updated),
-            )
+            responses[target.op.index] = written_entry(target.op.method, version)
         for target in targets:
             if target.op.index in responses:
                 continue
@@ -245,18 +236,6 @@ class TransactionProcessor:
 
     # -- responses ------------------------------------------------------------------------
 
-    def _response(
-        self, status: int, resource_type: str, resource_id: str, version: int, modified: str
-    ) -> dict[str, Any]:
-        return {
-            "response": {
-                "status": STATUS_TEXT.get(status, str(status)),
-                "location": f"{resource_type}/{resource_id}/_history/{version}",
-                "etag": f'W/"{version}"',
-                "lastModified": modified,
-            }
-        }
-
     def _non_write_response(self, target: Target) -> dict[str, Any]:
         op = target.op
         if op.method in ("GET", "HEAD"):
@@ -267,26 +246,33 @@ class TransactionProcessor:
                 if op.version_id
                 else self.resources.read(op.resource_type, op.resource_id)
             )
-            entry = self._response(
-                200,
-                stored.resource_type,
-                stored.resource_id,
-                stored.version,
-                fhir_instant(stored.last_updated),
-            )
+            entry = version_entry(200, stored)
             entry["resource"] = stored.resource
             return entry
         if target.existing and target.resource_id:
             current = self.store.current(op.resource_type, target.resource_id)
             assert current is not None
-            return self._response(
-                200,
-                op.resource_type,
-                target.resource_id,
-                current.version,
-                fhir_instant(current.last_updated),
-            )
+            return version_entry(200, current)
         return {"response": {"status": "204 No Content"}}
+
+
+def version_entry(status: int, stored: StoredVersion) -> dict[str, Any]:
+    """A batch/transaction response entry naming one version."""
+    return {
+        "response": {
+            "status": STATUS_TEXT.get(status, str(status)),
+            "location": f"{stored.resource_type}/{stored.resource_id}/_history/{stored.version}",
+            "etag": stored.etag,
+            "lastModified": fhir_instant(stored.last_updated),
+        }
+    }
+
+
+def written_entry(method: str, version: StoredVersion) -> dict[str, Any]:
+    """The response entry for a version a batch or transaction just wrote."""
+    if version.deleted:
+        return version_entry(204, version)
+    return version_entry(201 if method == "POST" or version.version == 1 else 200, version)
 
 
 def search_entry(searcher: Any, op: EntryOp) -> dict[str, Any]:

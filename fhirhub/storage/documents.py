@@ -15,6 +15,7 @@ README). Documents written before this change hold a nested `res`; reads accept 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,11 @@ PUB_DONE = 1
 
 # Search index fields are top-level keys so FerretDB can push equality down to SQL.
 INDEX_PREFIX = "s_"
+
+
+def index_fields(index: Mapping[str, Any]) -> dict[str, Any]:
+    """A resource's search index as the top-level fields of its current document."""
+    return {INDEX_PREFIX + k: v for k, v in index.items()}
 
 
 def resource_key(resource_type: str, resource_id: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from fhirhub.storage.documents import INDEX_PREFIX, RESOURCES, StoredVersion, decoded
+from fhirhub.storage.documents import RESOURCES, StoredVersion, decoded, index_fields
 
 Document = dict[str, Any]
 
@@ -22,7 +22,7 @@ def current_document(stored: StoredVersion, index: dict[str, Any]) -> Document:
         "v": stored.version,
         "ts": stored.last_updated,
         "del": stored.deleted,
-        **{INDEX_PREFIX + k: v for k, v in index.items()},
+        **index_fields(index),
     }
 
 
@@ -33,7 +33,7 @@ def fresh_document(resource: dict[str, Any], moment: datetime, index: dict[str, 
         "rid": resource.get("id", ""),
         "ts": moment,
         "del": False,
-        **{INDEX_PREFIX + k: v for k, v in index.items()},
+        **index_fields(index),
     }
 
 

@@ -32,6 +32,7 @@ from fhirhub.storage.documents import (
     StoredVersion,
     decode_resource,
     encode_resource,
+    index_fields,
     resource_key,
     version_key,
 )
@@ -219,7 +220,7 @@ class ResourceStore:
                 self._roll_forward_if_stale(key, hist["_id"], cur_version)
                 _back_off(attempt)
                 continue
-            current = {**doc, **{INDEX_PREFIX + k: v for k, v in (index or {}).items()}}
+            current = {**doc, **index_fields(index or {})}
             self._step("current")
             if self._swap_current(key, cur_version, current):
                 return StoredVersion.from_doc(doc, body)
@@ -257,7 +258,7 @@ class ResourceStore:
                 }
             )
             # `txn` on the staged current document: compensation touches only its own.
-            current = {**doc, "txn": txn, **{INDEX_PREFIX + k: v for k, v in plan.index.items()}}
+            current = {**doc, "txn": txn, **index_fields(plan.index)}
             if plan.prior_version == 0:
                 creates.append({"_id": key, **current})
             else:
@@ -341,7 +342,7 @@ class ResourceStore:
         fields = {k: version_doc[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
         resource = decode_resource(fields["res"])
         if resource is not None and self.index_of is not None:
-            fields.update({INDEX_PREFIX + k: v for k, v in self.index_of(resource).items()})
+            fields.update(index_fields(self.index_of(resource)))
         return fields
 
     def reindex(
@@ -355,12 +356,7 @@ class ResourceStore:
         changed = 0
         for doc in self.resources.find(query):
             fresh = {k: v for k, v in doc.items() if not k.startswith(INDEX_PREFIX)}
-            fresh.update(
-                {
-                    INDEX_PREFIX + k: v
-                    for k, v in index_of(decode_resource(doc["res"]) or {}).items()
-                }
-            )
+            fresh.update(index_fields(index_of(decode_resource(doc["res"]) or {})))
             if fresh != doc:
                 result = self.resources.replace_one({"_id": doc["_id"], "v": doc["v"]}, fresh)
                 changed += result.modified_count
