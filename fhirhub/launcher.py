@@ -61,6 +61,7 @@ def serve(settings: Settings) -> None:
 
 
 def gunicorn_command(settings: Settings, app: str = "fhirhub.app:create_app()") -> list[str]:
+    access_log = ["--access-logfile", "-"] if settings.access_log else []
     return [
         sys.executable,
         "-m",
@@ -78,8 +79,7 @@ def gunicorn_command(settings: Settings, app: str = "fhirhub.app:create_app()") 
         # Lets open websockets close when a worker is told to stop.
         "--config",
         "python:fhirhub.gunicorn_hooks",
-        "--access-logfile",
-        "-",
+        *access_log,
         "--log-level",
         "warning",
         app,

@@ -31,3 +31,11 @@ def test_env_overrides() -> None:
 def test_bad_values_are_configuration_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError):
         Settings.from_env(env)
+
+
+def test_access_log_is_a_setting() -> None:
+    from fhirhub.launcher import gunicorn_command
+
+    assert "--access-logfile" not in gunicorn_command(Settings.from_env({}))
+    logged = gunicorn_command(Settings.from_env({"FHIRHUB_ACCESS_LOG": "on"}))
+    assert logged[logged.index("--access-logfile") + 1] == "-"
