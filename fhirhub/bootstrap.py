@@ -7,6 +7,7 @@ import logging
 from fhirhub.hub import Hub
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
+from fhirhub.storage.migrations import merge_history
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.transactions import recover
 from fhirhub.storage.websockets import SocketStore
@@ -28,8 +29,11 @@ PUSHDOWN_FIELDS = {
         "s_category",
         "s_encounter",
         "s_status",
+        # version documents (documents.py)
+        "ht",
+        "txn",
+        "pub",
     ],
-    "history": ["_id", "t", "rid", "txn", "pub"],
     "transactions": ["_id"],
     "deliveries": ["_id", "sub", "st"],
     "worker_leases": ["_id", "name"],
@@ -47,6 +51,7 @@ def tune_embedded_database(hub: Hub) -> None:
 
 
 def prepare_database_contents(hub: Hub, seed: bool) -> None:
+    merge_history(hub.db)
     hub.store.ensure_indexes()
     DeliveryStore(hub.db).ensure_indexes()
     LeaseStore(hub.db).ensure_indexes()

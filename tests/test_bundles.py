@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from fhirhub.fhir.errors import Conflict
 from fhirhub.hub import Hub
 from fhirhub.storage import transactions
-from fhirhub.storage.documents import HISTORY, RESOURCES, TRANSACTIONS
+from fhirhub.storage.documents import RESOURCES, TRANSACTIONS, VERSION_TYPE
 from tests.helpers import FHIR_JSON, assert_outcome, body, create, patient
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
@@ -54,8 +54,8 @@ def observation(subject: str, performer: str | None = None) -> dict[str, Any]:
 def counts(hub: Hub) -> tuple[int, int, int]:
     db = hub.db
     return (
-        db[RESOURCES].count_documents({}),
-        db[HISTORY].count_documents({}),
+        db[RESOURCES].count_documents({"t": {"$exists": True}}),
+        db[RESOURCES].count_documents({VERSION_TYPE: {"$exists": True}}),
         db[TRANSACTIONS].count_documents({}),
     )
 
@@ -208,7 +208,7 @@ def test_compensation_leaves_another_writers_document_alone(client: FlaskClient,
     hub.store.before_write = None
     assert response.status_code == 409
     assert hub.db[RESOURCES].find_one({"_id": "Patient/race"}) == winner
-    assert hub.db[HISTORY].count_documents({"rid": "race"}) == 0
+    assert hub.db[RESOURCES].count_documents({"rid": "race", VERSION_TYPE: {"$exists": True}}) == 0
 
 
 def test_recovery_compensates_after_process_death(

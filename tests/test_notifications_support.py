@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from fhirhub.config import Settings
 from fhirhub.embedded.ports import free_port
 from fhirhub.hub import Hub
-from fhirhub.storage.documents import HISTORY, PUB_PENDING
+from fhirhub.storage.documents import PUB_PENDING, RESOURCES
 from tests.helpers import FHIR_JSON, body, create, patient
 
 SECRET = "s3cret-for-tests-0123456789"
@@ -128,7 +128,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = ""
 
 
 def outbox_drained(hub: Hub) -> bool:
-    return hub.db[HISTORY].count_documents({"pub": PUB_PENDING}) == 0
+    return hub.db[RESOURCES].count_documents({"pub": PUB_PENDING}) == 0
 
 
 def endpoint(address: str, **extra: Any) -> dict[str, Any]:

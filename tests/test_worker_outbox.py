@@ -14,7 +14,7 @@ from fhirhub.fhir.errors import ConfigurationError
 from fhirhub.hub import Hub
 from fhirhub.storage.deliveries import DELIVERIES
 from fhirhub.storage.delivery_leases import LeaseStore
-from fhirhub.storage.documents import HISTORY, PUB_DONE, PUB_PENDING, TRANSACTIONS
+from fhirhub.storage.documents import PUB_DONE, PUB_PENDING, RESOURCES, TRANSACTIONS
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.store import utc_now_ms
 from fhirhub.storage.transactions import compensate
@@ -53,14 +53,14 @@ def test_transaction_events_wait_for_commit_and_compensated_ones_never_go(
     lost_key = f"Observation/{lost.resource_id}/1"
     dispatcher.run_once()
     assert deliveries_for(hub, kept_key) == deliveries_for(hub, lost_key) == 0
-    assert hub.db[HISTORY].find_one({"_id": kept_key})["pub"] == PUB_PENDING
+    assert hub.db[RESOURCES].find_one({"_id": kept_key})["pub"] == PUB_PENDING
     hub.db[TRANSACTIONS].delete_one({"_id": "committing"})  # the commit point
     compensate(hub.store, "failing")
     dispatcher.run_once()
     assert deliveries_for(hub, kept_key) == 1
-    assert hub.db[HISTORY].find_one({"_id": kept_key})["pub"] == PUB_DONE
+    assert hub.db[RESOURCES].find_one({"_id": kept_key})["pub"] == PUB_DONE
     assert (
-        deliveries_for(hub, lost_key) == 0 and hub.db[HISTORY].find_one({"_id": lost_key}) is None
+        deliveries_for(hub, lost_key) == 0 and hub.db[RESOURCES].find_one({"_id": lost_key}) is None
     )
 
 
@@ -83,12 +83,12 @@ def test_crash_between_enqueue_and_mark_repeats_without_duplicates(
     with pytest.raises(SystemExit):
         dispatcher.run_once()
     assert deliveries_for(hub, key) == 1
-    assert hub.db[HISTORY].find_one({"_id": key})["pub"] == PUB_PENDING
+    assert hub.db[RESOURCES].find_one({"_id": key})["pub"] == PUB_PENDING
     dispatcher.outbox = OutboxStore(hub.db)  # "restarted"
     dispatcher.fanout.reset()
     assert dispatcher.run_once() == 1
     assert deliveries_for(hub, key) == 1  # same key: fanned out again, queued once
-    assert hub.db[HISTORY].find_one({"_id": key})["pub"] == PUB_DONE
+    assert hub.db[RESOURCES].find_one({"_id": key})["pub"] == PUB_DONE
 
 
 def test_lease_has_exactly_one_winner_and_expires(hub: Hub) -> None:

@@ -1,6 +1,6 @@
-"""The outbox side of `history`: committed versions waiting for the notification dispatcher.
+"""The outbox side of the version documents: committed versions waiting for the dispatcher.
 
-Each history document is written with `pub: PUB_PENDING` in the same insert as the version
+Each version document is written with `pub: PUB_PENDING` in the same insert as the version
 itself. Only the holder of the dispatcher lease moves it to PUB_DONE, after its deliveries
 are queued, so a crash anywhere in between means the event is fanned out again (the
 deliveries' deterministic keys make that idempotent) and never lost.
@@ -17,7 +17,6 @@ from typing import Any
 from pymongo.database import Database
 
 from fhirhub.storage.documents import (
-    HISTORY,
     PUB_DONE,
     PUB_PENDING,
     RESOURCES,
@@ -25,6 +24,7 @@ from fhirhub.storage.documents import (
     decode_resource,
     resource_key,
     version_key,
+    version_view,
 )
 
 SCAN_BATCH = 100_000
@@ -32,8 +32,8 @@ SCAN_BATCH = 100_000
 
 class OutboxStore:
     def __init__(self, db: Database):
-        self.history = db[HISTORY]
         self.resources = db[RESOURCES]
+        self.history = self.resources  # version documents (see documents.py)
         self.transactions = db[TRANSACTIONS]
 
     def pending(self) -> list[dict[str, Any]]:
@@ -43,12 +43,14 @@ class OutboxStore:
         slowly (3.5 s for 20k documents against 0.5 s unsorted, measured), so all pending
         documents are fetched in one round trip and ordered here; normally only a few."""
         # One batch: no FerretDB cursor left open between round trips.
-        docs = list(self.history.find({"pub": PUB_PENDING}, batch_size=SCAN_BATCH))
+        found = self.history.find({"pub": PUB_PENDING}, batch_size=SCAN_BATCH)
+        docs = [version_view(d) for d in found]
         docs.sort(key=lambda d: (d["ts"], d["_id"]))
         return docs
 
     def load(self, key: str) -> dict[str, Any] | None:
-        return self.history.find_one({"_id": key})
+        doc = self.history.find_one({"_id": key})
+        return version_view(doc) if doc is not None else None
 
     def committed(self, doc: dict[str, Any]) -> bool:
         txn = doc.get("txn")

@@ -1,10 +1,11 @@
 """Versioned resource storage on pymongo, inside the subset FerretDB 1.24 supports.
 
-No multi-document transactions, so each write is two single-document steps: insert the new
-history version (unique _id makes racing writers collide), then compare-and-swap the current
-document on its version number. A writer that dies between the steps leaves a history
-version without its current document; the next writer that collides with it rolls it
-forward once it is older than STALE_AFTER, so no acknowledged version is ever lost.
+No multi-document transactions, so an update is two single-document steps: insert the new
+version document (unique _id makes racing writers collide), then compare-and-swap the current
+document on its version number. A writer that dies between the steps leaves a version
+without its current document; the next writer that collides with it rolls it forward once
+it is older than STALE_AFTER, so no acknowledged version is ever lost. A create inserts its
+version and its current document in one ordered insert command (documents.py says why).
 """
 
 from __future__ import annotations
@@ -18,23 +19,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
 from fhirhub.storage.documents import (
-    HISTORY,
     INDEX_PREFIX,
     PUB_PENDING,
     RESOURCES,
     TRANSACTIONS,
+    VERSION_TYPE,
     StoredVersion,
     decode_resource,
     encode_resource,
     index_fields,
     resource_key,
     version_key,
+    versions_filter,
 )
 
 STALE_AFTER = timedelta(seconds=30)
@@ -45,7 +46,7 @@ _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-bulk")
 Document = dict[str, Any]
 # Projections: FerretDB converts every value it returns (a current document's index fields
 # are most of them), so reads ask only for what they use (1.43 -> 1.25 ms per read).
-VERSION_FIELDS = {f: 1 for f in ("t", "rid", "v", "ts", "del", "m", "res")}
+VERSION_FIELDS = {f: 1 for f in ("t", VERSION_TYPE, "rid", "v", "ts", "del", "m", "res")}
 CAS_FIELDS = {"v": 1, "ts": 1, "del": 1}
 COMMITTED_CACHE_LIMIT = 100_000
 MAX_ATTEMPTS = 50  # with the backoff below: about 2 s of contention before a 409
@@ -87,7 +88,8 @@ class ResourceStore:
         # a history version (compensation, roll-forward), which carries no index.
         self.index_of = index_of
         self.resources = db[RESOURCES]
-        self.history = db[HISTORY]
+        # Version documents live in the same collection (see documents.py).
+        self.history = self.resources
         self.clock = clock
         self._committed: set[str] = set()
         # Test hook: called before each single-document write step (fault injection).
@@ -95,12 +97,13 @@ class ResourceStore:
 
     def ensure_indexes(self) -> None:
         self.resources.create_index([("t", ASCENDING), ("ts", DESCENDING)], name="type_updated")
-        self.history.create_index(
-            [("t", ASCENDING), ("rid", ASCENDING), ("v", DESCENDING)], name="instance_versions"
+        self.resources.create_index(
+            [(VERSION_TYPE, ASCENDING), ("rid", ASCENDING), ("v", DESCENDING)],
+            name="instance_versions",
         )
-        self.history.create_index([("ts", DESCENDING)], name="updated")
-        self.history.create_index([("pub", ASCENDING), ("ts", ASCENDING)], name="outbox")
-        self.history.create_index([("txn", ASCENDING)], name="transaction", sparse=True)
+        self.resources.create_index([(VERSION_TYPE, ASCENDING), ("ts", DESCENDING)], name="updated")
+        self.resources.create_index([("pub", ASCENDING), ("ts", ASCENDING)], name="outbox")
+        self.resources.create_index([("txn", ASCENDING)], name="transaction", sparse=True)
         if not self.is_ferretdb():
             # MongoDB: multikey indexes for the searches the hub's workflows run. FerretDB
             # cannot use btree indexes for its pushed-down filters (see embedded/pg_indexes).
@@ -206,27 +209,46 @@ class ResourceStore:
                 "m": method,
                 "res": encode_resource(body),
             }
-            hist = {
-                "_id": version_key(resource_type, resource_id, new_version),
-                **doc,
-                "pub": PUB_PENDING,
-            }
-            if txn:
-                hist["txn"] = txn
+            hist = _version_doc(doc, txn)
+            current = {**doc, **index_fields(index or {})}
             self._step("history")
+            if cur is None:
+                # A create: version and current document in one insert command.
+                self._step("current")
+                inserted = self._insert_new(hist, {"_id": key, **current})
+                if inserted == 2:
+                    return StoredVersion.from_doc(doc, body)
+                if inserted == 1:  # the id was taken meanwhile: undo our version, retry
+                    self.history.delete_one({"_id": hist["_id"]})
+                else:
+                    self._roll_forward_if_stale(key, hist["_id"], cur_version)
+                _back_off(attempt)
+                continue
             try:
                 self.history.insert_one(hist)
             except DuplicateKeyError:
                 self._roll_forward_if_stale(key, hist["_id"], cur_version)
                 _back_off(attempt)
                 continue
-            current = {**doc, **index_fields(index or {})}
             self._step("current")
             if self._swap_current(key, cur_version, current):
                 return StoredVersion.from_doc(doc, body)
             self.history.delete_one({"_id": hist["_id"]})
             _back_off(attempt)
         raise Conflict(f"{key} is being updated concurrently; retry the request")
+
+    def _insert_new(self, version: Document, current: Document) -> int:
+        """Insert a new resource's first version and current document, in that order, in one
+        command. Returns how many went in: 2, or 1 (the current `_id` exists), or 0 (the
+        version exists: another writer, or one that died between its two steps)."""
+        try:
+            self.resources.insert_many([version, current], ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))
+        return 2
 
     def write_batch(self, plans: list[PlannedWrite], txn: str) -> list[StoredVersion]:
         """Stage many writes in few round trips (transactions). Any collision raises
@@ -249,14 +271,7 @@ class ResourceStore:
                 "res": encode_resource(body),
             }
             key = resource_key(plan.resource_type, plan.resource_id)
-            hist_docs.append(
-                {
-                    "_id": version_key(plan.resource_type, plan.resource_id, version),
-                    **doc,
-                    "pub": PUB_PENDING,
-                    "txn": txn,
-                }
-            )
+            hist_docs.append(_version_doc(doc, txn))
             # `txn` on the staged current document: compensation touches only its own.
             current = {**doc, "txn": txn, **index_fields(plan.index)}
             if plan.prior_version == 0:
@@ -272,28 +287,25 @@ class ResourceStore:
         return results
 
     def _insert_staged(self, hist_docs: list[Document], creates: list[Document]) -> None:
-        """Insert a transaction's history versions and new current documents. Large sets
-        go in chunks over parallel connections: FerretDB converts and PostgreSQL indexes
-        each insert command on one core, and the request thread only waits meanwhile.
-        Order between the chunks does not matter: the history versions stay invisible until
-        the commit, and any failure is compensated through the transaction log."""
-        parallel = len(hist_docs) + len(creates) >= PARALLEL_MIN_DOCS
+        """Insert a transaction's versions and new current documents (one collection, so
+        each chunk of both kinds is one command). Large sets go in chunks over parallel
+        connections: FerretDB converts and PostgreSQL indexes each insert command on one
+        core, and the request thread only waits meanwhile. Order between the chunks does
+        not matter: the versions stay invisible until the commit, and any failure is
+        compensated through the transaction log."""
+        everything = hist_docs + creates
+        parallel = len(everything) >= PARALLEL_MIN_DOCS
         futures: list[Future[Any]] = []
-
-        def insert(collection: Collection[Document], docs: list[Document]) -> None:
-            if parallel:
-                futures.append(_POOL.submit(collection.insert_many, docs, ordered=True))
-            else:
-                collection.insert_many(docs, ordered=True)
-
         try:
             try:
                 self._step("history")
-                for docs in _chunks(hist_docs):
-                    insert(self.history, docs)
-                self._step("create")
-                for docs in _chunks(creates):
-                    insert(self.resources, docs)
+                for start, docs in _chunks(everything):
+                    if start + len(docs) > len(hist_docs) and start <= len(hist_docs):
+                        self._step("create")  # the first chunk holding current documents
+                    if parallel:
+                        futures.append(_POOL.submit(self.resources.insert_many, docs))
+                    else:
+                        self.resources.insert_many(docs, ordered=True)
             finally:
                 wait(futures)  # nothing may still be writing once this returns or raises
             for future in futures:
@@ -339,7 +351,8 @@ class ResourceStore:
         return self.resources.replace_one(ours, self._current_from_history(old)).matched_count == 1
 
     def _current_from_history(self, version_doc: Mapping[str, Any]) -> Document:
-        fields = {k: version_doc[k] for k in ("t", "rid", "v", "ts", "del", "m", "res")}
+        fields = {"t": version_doc[VERSION_TYPE]}
+        fields.update((k, version_doc[k]) for k in ("rid", "v", "ts", "del", "m", "res"))
         resource = decode_resource(fields["res"])
         if resource is not None and self.index_of is not None:
             fields.update(index_fields(self.index_of(resource)))
@@ -350,9 +363,8 @@ class ResourceStore:
     ) -> int:
         """Recompute the index fields of every live current document (after search
         parameters change). Compare-and-swap on the version, so a concurrent write wins."""
-        query: dict[str, Any] = {"del": False}
-        if resource_type:
-            query["t"] = resource_type
+        # `t` also keeps version documents out.
+        query: dict[str, Any] = {"del": False, "t": resource_type or {"$exists": True}}
         changed = 0
         for doc in self.resources.find(query):
             fresh = {k: v for k, v in doc.items() if not k.startswith(INDEX_PREFIX)}
@@ -381,6 +393,7 @@ class ResourceStore:
             query["t"] = resource_type
         if resource_id:
             query["rid"] = resource_id
+        query = versions_filter(query)
         if since or before:
             query["ts"] = {}
             if since:
@@ -417,8 +430,22 @@ def _with_meta(
     return body
 
 
-def _chunks(docs: list[Document]) -> list[list[Document]]:
-    return [docs[i : i + INSERT_CHUNK] for i in range(0, len(docs), INSERT_CHUNK)]
+def _chunks(docs: list[Document]) -> list[tuple[int, list[Document]]]:
+    """(offset, chunk) pairs."""
+    return [(i, docs[i : i + INSERT_CHUNK]) for i in range(0, len(docs), INSERT_CHUNK)]
+
+
+def _version_doc(doc: Document, txn: str | None) -> Document:
+    """The version document of a current document's fields (`t` becomes `ht`)."""
+    version = {
+        "_id": version_key(doc["t"], doc["rid"], doc["v"]),
+        VERSION_TYPE: doc["t"],
+        **{k: v for k, v in doc.items() if k != "t"},
+        "pub": PUB_PENDING,
+    }
+    if txn:
+        version["txn"] = txn
+    return version
 
 
 def _back_off(attempt: int) -> None:

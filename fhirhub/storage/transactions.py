@@ -5,7 +5,7 @@ version it replaced. History versions written under the record carry its id and 
 invisible (to vread, history and the outbox worker) while the record exists. Deleting the
 record is the commit point. On failure, or when recovery finds a record left by a dead
 process, every write is compensated (the prior current version restored, the transaction's
-history versions removed) and then the record is deleted.
+versions removed) and then the record is deleted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fhirhub.storage.documents import HISTORY, TRANSACTIONS, StoredVersion
+from fhirhub.storage.documents import RESOURCES, TRANSACTIONS, VERSION_TYPE, StoredVersion
 from fhirhub.storage.store import PlannedWrite, ResourceStore
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ def compensate(store: ResourceStore, txn_id: str) -> None:
                     entry["t"],
                     entry["rid"],
                 )
-    store.db[HISTORY].delete_many({"txn": txn_id})
+    # Only version documents: a staged current document still here is no longer ours
+    # (restore above put back or removed every one that was).
+    store.db[RESOURCES].delete_many({"txn": txn_id, VERSION_TYPE: {"$exists": True}})
     store.db[TRANSACTIONS].delete_one({"_id": txn_id})
 
 

@@ -1,0 +1,74 @@
+"""Versions and current documents share one collection; older databases are upgraded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask.testing import FlaskClient
+from pymongo import MongoClient, monitoring
+
+from fhirhub.hub import Hub
+from fhirhub.storage.documents import LEGACY_HISTORY, RESOURCES, VERSION_TYPE
+from fhirhub.storage.migrations import merge_history
+from fhirhub.storage.store import ResourceStore
+from tests.helpers import FHIR_JSON, body, patient
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_a_create_is_one_insert_command_of_version_and_current(hub: Hub) -> None:
+    listener = Commands()
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        hub.settings.effective_mongodb_uri, event_listeners=[listener]
+    )
+    try:
+        store = ResourceStore(client[hub.settings.db_name], clock=hub.store.clock)
+        listener.names.clear()
+        store.write("Patient", "one-cmd", patient(id="one-cmd"), method="POST", fresh_id=True)
+        assert listener.names == ["insert"]
+    finally:
+        client.close()
+    docs = {d["_id"]: d for d in hub.db[RESOURCES].find({"rid": "one-cmd"})}
+    assert set(docs) == {"Patient/one-cmd", "Patient/one-cmd/1"}
+    assert docs["Patient/one-cmd"]["t"] == "Patient"
+    version = docs["Patient/one-cmd/1"]
+    assert version[VERSION_TYPE] == "Patient" and "t" not in version and "s_family" not in version
+
+
+def test_versions_never_match_a_search(client: FlaskClient) -> None:
+    client.put("/fhir/Patient/s1", json=patient("Layout", id="s1"), headers=FHIR_JSON)
+    client.put("/fhir/Patient/s1", json=patient("Layout", id="s1"), headers=FHIR_JSON)
+    found = body(client.get("/fhir/Patient?family=Layout&_total=accurate"))
+    assert found["total"] == 1
+    assert body(client.get("/fhir/Patient/s1/_history"))["total"] == 2
+
+
+def test_old_history_collection_is_merged(client: FlaskClient, hub: Hub) -> None:
+    client.put("/fhir/Patient/old", json=patient("Before", id="old"), headers=FHIR_JSON)
+    # What an older fhirhub left: the version in a separate `history` collection, typed `t`.
+    version = hub.db[RESOURCES].find_one_and_delete({"_id": "Patient/old/1"})
+    assert version is not None
+    version["t"] = version.pop(VERSION_TYPE)
+    hub.db[LEGACY_HISTORY].insert_one(version)
+    assert client.get("/fhir/Patient/old/_history/1").status_code == 404
+
+    assert merge_history(hub.db) == 1
+    assert merge_history(hub.db) == 0  # idempotent
+    assert LEGACY_HISTORY not in hub.db.list_collection_names()
+    old = body(client.get("/fhir/Patient/old/_history/1"))
+    assert old["name"][0]["family"] == "Before"
+    assert orjson.loads(version["res"])["id"] == "old"
+    assert body(client.get("/fhir/Patient/old/_history"))["total"] == 1
