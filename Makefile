@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint setup system-deps browser-deps clean
+.PHONY: run test lint setup system-deps browser-deps bench-deps clean
 
 run: $(STAMP)
 	$(BIN)/fhirhub serve
@@ -34,6 +34,14 @@ browser-deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
 			|| echo "warning: chromium could not be installed; the browser test will be skipped"; \
+	fi
+
+# wrk, the C load generator bench/rest_core.py drives the HTTP side with (Debian's wrk).
+bench-deps:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		echo "installing Debian's wrk"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml | system-deps

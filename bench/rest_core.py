@@ -6,6 +6,14 @@ Starts its own `fhirhub serve` (embedded database under var/bench, free ports, n
 ingests the Synthea transaction bundles from ../shared/fhir-corpus, then measures read,
 vread, create and update at concurrency 1 and 16, and prints each next to the equivalent
 pymongo operation (the floor) with the ratio server/floor. Not a test: numbers only.
+
+The HTTP load for read, vread, create and update comes from wrk (a C load generator, `make
+bench-deps`; script bench/wrk/rest.lua), not from Python threads: the machine has two CPUs,
+and a Python client burns a large share of them and adds its own ~0.5 ms per request to the
+latency it reports, so the server would be measured against its own load generator. wrk
+runs at concurrency 1 as `-t1 -c1` and at 16 as `-t2 -c16` (keep-alive connections); any
+socket error or unexpected status fails the bench. wrk takes whole seconds, so --seconds is
+rounded for it. The floor and the transaction ingest stay in Python (pymongo, httpx).
 """
 
 from __future__ import annotations
@@ -14,9 +22,11 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -33,9 +43,62 @@ CORPUS = (
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import FHIR, pct, run_for, start_server  # noqa: E402
+from harness import FHIR, run_for, start_server  # noqa: E402
 
 from fhirhub.storage.documents import decode_resource  # noqa: E402
+
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "rest.lua"
+
+
+def find_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(
+            "bench/rest_core.py drives the server with wrk, which is not installed: "
+            "run `make bench-deps` (installs Debian's wrk)"
+        )
+    return wrk
+
+
+def run_wrk(
+    wrk: str, seconds: int, connections: int, url: str, headers: dict[str, str], *script_args: str
+) -> tuple[float, float, float]:
+    """Requests/s, p50 ms and p95 ms of a wrk run; exits if any request failed."""
+    command = [
+        wrk,
+        f"--threads={1 if connections == 1 else 2}",
+        f"--connections={connections}",
+        f"--duration={seconds}s",
+        "--timeout=60s",
+        f"--script={WRK_SCRIPT}",
+        *(f"--header={name}: {value}" for name, value in headers.items()),
+        url,
+        "--",
+        *script_args,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("wrk-result ")]
+    if done.returncode != 0 or len(lines) != 1:
+        raise SystemExit(f"wrk failed ({done.returncode}): {done.stderr.strip()}{done.stdout}")
+    result = json.loads(lines[0].removeprefix("wrk-result "))
+    socket_errors = sum(result[k] for k in ("connect", "read", "write", "timeout"))
+    if (
+        socket_errors
+        or result["status"]
+        or result["unexpected"]
+        or not result["requests"]
+        or "Socket errors" in done.stdout
+        or "Non-2xx or 3xx responses" in done.stdout
+    ):
+        raise SystemExit(
+            f"wrk {' '.join(script_args)} at {connections} connections: "
+            f"{result['requests']} requests, socket errors (connect/read/write/timeout) "
+            f"{result['connect']}/{result['read']}/{result['write']}/{result['timeout']}, "
+            f"status >= 400: {result['status']}, unexpected status: {result['unexpected']} "
+            f"(first: {result['first_unexpected']!r})\n{done.stdout}"
+        )
+    rate = result["requests"] / (result["duration_us"] / 1e6)
+    return rate, result["p50_us"] / 1000, result["p95_us"] / 1000
 
 
 def post_bundle(client: httpx.Client, base: str, bundle: dict[str, Any]) -> None:
@@ -76,6 +139,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--bundles", type=int, default=30)
     args = parser.parse_args()
+    wrk = find_wrk()
+    wrk_seconds = max(1, round(args.seconds))
+    scratch = tempfile.TemporaryDirectory(prefix="fhirhub-bench-")
     var_dir = ROOT / "var" / "bench"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
     proc, base, uri, auth = start_server(var_dir)
@@ -110,23 +176,6 @@ def main() -> None:
         body.pop("meta", None)
         body.pop("id", None)
 
-        def read(i: int) -> None:
-            r = client().get(f"{base}/Observation/{random.choice(observation_ids)}")
-            assert r.status_code == 200
-
-        def vread(i: int) -> None:
-            r = client().get(f"{base}/Observation/{random.choice(observation_ids)}/_history/1")
-            assert r.status_code == 200
-
-        def create(i: int) -> None:
-            r = client().post(f"{base}/Observation", json=body, headers=FHIR)
-            assert r.status_code == 201, r.text[:200]
-
-        def update(i: int) -> None:
-            rid = f"u{i % 50_000}"
-            r = client().put(f"{base}/Observation/{rid}", json={**body, "id": rid}, headers=FHIR)
-            assert r.status_code in (200, 201), r.text[:200]
-
         def floor_read(i: int) -> None:
             db.resources.find_one({"_id": f"Observation/{random.choice(observation_ids)}"})
 
@@ -139,19 +188,40 @@ def main() -> None:
         def floor_update(i: int) -> None:
             floor_db.u.replace_one({"_id": f"u{i % 50_000}"}, {"res": body}, upsert=True)
 
-        for name, op, floor in (
-            ("read", read, floor_read),
-            ("vread", vread, floor_vread),
-            ("create", create, floor_create),
-            ("update", update, floor_update),
+        # What wrk sends (bench/wrk/rest.lua): files in a temporary directory.
+        files = Path(scratch.name)
+        (files / "read").write_text("".join(f"Observation/{i}\n" for i in observation_ids))
+        (files / "vread").write_text(
+            "".join(f"Observation/{i}/_history/1\n" for i in observation_ids)
+        )
+        (files / "body.json").write_text(json.dumps(body))
+        (files / "template.json").write_text(json.dumps({**body, "id": "__ID__"}))
+
+        def wrk_args(name: str, threads: int) -> tuple[str, list[str]]:
+            """URL and script arguments (mode, file, [id prefix], expected statuses)."""
+            if name in ("read", "vread"):
+                return f"{base}/", ["paths", str(files / name), "200"]
+            if name == "create":
+                return f"{base}/Observation", ["post", str(files / "body.json"), "201"]
+            # Fresh ids u<conc>-<wrk thread>-<n>: each first PUT is an update-as-create.
+            template = str(files / "template.json")
+            return f"{base}/Observation", ["put", template, f"u{threads}", "200", "201"]
+
+        for name, floor in (
+            ("read", floor_read),
+            ("vread", floor_vread),
+            ("create", floor_create),
+            ("update", floor_update),
         ):
             for threads in (1, 16):
-                rate, lat = run_for(args.seconds, threads, op)
+                url, script_args = wrk_args(name, threads)
+                rate, p50, p95 = run_wrk(wrk, wrk_seconds, threads, url, auth, *script_args)
                 floor_rate, _ = run_for(args.seconds, threads, floor)
-                rows.append((name, threads, rate, pct(lat, 0.5), pct(lat, 0.95), floor_rate, 0))
+                rows.append((name, threads, rate, p50, p95, floor_rate, 0))
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
+        scratch.cleanup()
     print(
         f"\n{'operation':34} {'conc':>4} {'server/s':>9} {'p50 ms':>7} {'p95 ms':>7} "
         f"{'floor/s':>9} {'ratio':>6}"
