@@ -1,9 +1,9 @@
 -- wrk script for bench/rest_core.py. Arguments after `--`: MODE FILE [PREFIX] STATUS...
 --   paths FILE         GET a random path per request, one path (relative to the URL) a line
 --   post FILE          POST FILE's content (a FHIR resource) to the URL
---   put FILE PREFIX    PUT FILE's content, a resource whose "id" is "__ID__", to URL/<id>
---                      with the id substituted: PREFIX-<thread>-<n>, n counting up per
---                      thread, so no id repeats within a run
+--   put FILE PREFIX POOL  PUT FILE's content, a resource whose "id" is "__ID__", to URL/<id>
+--                      with the id substituted: PREFIX-<thread>-<n mod POOL>, n counting
+--                      up per thread, so each thread updates its own POOL resources in turn
 -- STATUS...: the expected response codes; any other is counted as unexpected.
 -- done() prints one line, `wrk-result {json}`, for rest_core.py to parse.
 
@@ -42,12 +42,12 @@ function init(args)
     local template, placeholder = slurp(file), '"__ID__"'
     local at = assert(template:find(placeholder, 1, true), "no " .. placeholder .. " in " .. file)
     local before, after = template:sub(1, at), template:sub(at + #placeholder - 1)
-    local prefix, n = args[3] .. "-" .. index .. "-", 0
-    first_status = 4
+    local prefix, pool, n = args[3] .. "-" .. index .. "-", tonumber(args[4]), 0
+    first_status = 5
     wrk.headers["Content-Type"] = "application/fhir+json"
     request = function()
       n = n + 1
-      local id = prefix .. n
+      local id = prefix .. (n % pool)
       return wrk.format("PUT", base .. "/" .. id, nil, before .. id .. after)
     end
   else
