@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from fhirhub.api import (
@@ -20,6 +20,7 @@ from fhirhub.api import (
     websocket,
 )
 from fhirhub.api.negotiation import response_mime
+from fhirhub.api.requests import current_globals, current_request
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
 
@@ -37,9 +38,11 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
 
     @app.before_request
     def _negotiate() -> None:
-        if request.path.startswith(FHIR_PREFIX):
-            g.fhir_mime = "application/fhir+json"  # errors in negotiation still render as JSON
-            g.fhir_mime = response_mime(request.args.get("_format"), request.headers.get("Accept"))
+        req = current_request()
+        if req.path.startswith(FHIR_PREFIX):
+            context = current_globals()
+            context.fhir_mime = "application/fhir+json"  # errors in negotiation render as JSON
+            context.fhir_mime = response_mime(req.args.get("_format"), req.headers.get("Accept"))
 
     errors.register_error_handlers(app)
     auth_guard.install(app, settings)  # SMART: authenticate /fhir requests, enforce scopes, audit

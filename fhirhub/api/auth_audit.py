@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Request, Response, request
 
 from fhirhub.api.audit_render import code_conditions, render
 from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import hub
+from fhirhub.api.requests import current_request, hub
 from fhirhub.auth.audit import AuditLog, now
 from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.errors import BadRequest, Forbidden
@@ -52,6 +52,7 @@ def rest_event(
     status: int,
     description: str,
     entity: list[str],
+    req: Request | None = None,
 ) -> dict[str, Any]:
     """One audit record for a RESTful interaction (a request, or one bundle entry). Stored
     compact: fhirhub/api/audit_render.py builds the AuditEvent resource when searched."""
@@ -75,18 +76,22 @@ def rest_event(
         "outcome": _outcome(status),
         "status": status,
         "desc": description[:500],
-        "addr": request.remote_addr or "",
+        "addr": (req or current_request()).remote_addr or "",
     }
     if patient:
         event["patient"] = patient
     return event
 
 
-def audit_event(record: dict[str, Any] | None, status: int) -> dict[str, Any]:
-    endpoint = (request.endpoint or "").split(".")[-1]
-    args = request.view_args or {}
-    action = ACTIONS.get(request.method, "E")
-    if endpoint in ("search_type", "search_post", "search_compartment") or "$" in request.path:
+def audit_event(
+    record: dict[str, Any] | None, status: int, req: Request | None = None
+) -> dict[str, Any]:
+    req = req or current_request()
+    endpoint = (req.endpoint or "").split(".")[-1]
+    args = req.view_args or {}
+    method = req.method
+    action = ACTIONS.get(method, "E")
+    if endpoint in ("search_type", "search_post", "search_compartment") or "$" in req.path:
         action = "E"  # searches and operations are "execute" in the AuditEvent action codes
     entity: list[str] = []
     if args.get("resource_type") and args.get("resource_id"):
@@ -94,10 +99,10 @@ def audit_event(record: dict[str, Any] | None, status: int) -> dict[str, Any]:
     elif args.get("compartment") and args.get("owner_id"):
         entity.append(f"{args['compartment']}/{args['owner_id']}")
     elif args.get("owner_id"):
-        entity.append(f"{request.path.split('/')[2]}/{args['owner_id']}")
-    interaction = INTERACTIONS.get(endpoint, endpoint or request.method.lower())
-    description = f"HTTP {status} {request.method} {request.full_path.rstrip('?')}"
-    return rest_event(record, interaction, action, status, description, entity)
+        entity.append(f"{req.path.split('/')[2]}/{args['owner_id']}")
+    interaction = INTERACTIONS.get(endpoint, endpoint or method.lower())
+    description = f"HTTP {status} {method} {req.full_path.rstrip('?')}"
+    return rest_event(record, interaction, action, status, description, entity, req)
 
 
 @bp.get("/AuditEvent")

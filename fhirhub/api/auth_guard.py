@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from fhirhub.api.audit_bundle import entry_events
 from fhirhub.api.auth_audit import audit_event
-from fhirhub.api.requests import hub
+from fhirhub.api.requests import current_globals, current_request, hub
 from fhirhub.auth.policy import TokenPolicy
 from fhirhub.config import Settings
 from fhirhub.fhir.errors import ConfigurationError, Forbidden
@@ -60,6 +60,7 @@ CORS = {
     "Access-Control-Expose-Headers": "Location, Content-Location, ETag, Last-Modified, "
     "WWW-Authenticate",
 }
+_CORS_ITEMS = tuple((key, key.lower(), value) for key, value in CORS.items())
 
 
 def check_startup(settings: Settings) -> None:
@@ -83,45 +84,61 @@ def install(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def _authenticate() -> None:
-        if not request.path.startswith(FHIR_PREFIX) or request.endpoint in PUBLIC:
+        req = current_request()
+        endpoint = req.endpoint
+        if not req.path.startswith(FHIR_PREFIX) or endpoint in PUBLIC:
             return
-        if request.method == "OPTIONS":
+        if req.method == "OPTIONS":
             return
-        if request.endpoint == BUNDLE_ENDPOINT:
-            g.bundle_entries, g.bundle_observer = bundle_entries.observe_entries()
+        context = current_globals()
+        if endpoint == BUNDLE_ENDPOINT:
+            context.bundle_entries, context.bundle_observer = bundle_entries.observe_entries()
         the_hub = hub()
-        record = the_hub.auth.authenticate(request.headers.get("Authorization"))
-        g.auth_record = record
+        record = the_hub.auth.authenticate(req.headers.get("Authorization"))
+        context.auth_record = record
         policy = the_hub.auth.policy(record)
-        g.access_token = access.install(policy)
-        _endpoint_rule(policy, request.endpoint or "", request.view_args or {})
+        context.access_token = access.install(policy)
+        _endpoint_rule(policy, endpoint or "", req.view_args or {})
 
     @app.teardown_request
     def _uninstall(_error: BaseException | None) -> None:
-        token = g.pop("access_token", None)
+        context = current_globals()
+        token = context.pop("access_token", None)
         if token is not None:
             access.uninstall(token)
-        observer = g.pop("bundle_observer", None)
+        observer = context.pop("bundle_observer", None)
         if observer is not None:
             bundle_entries.stop_observing(observer)
 
     @app.after_request
     def _audit(response: Response) -> Response:
-        if request.path.startswith(CORS_PATHS):
-            for key, value in CORS.items():
-                response.headers.setdefault(key, value)
-        audited = request.path.startswith(FHIR_PREFIX) and request.endpoint not in PUBLIC
-        if audited and request.method != "OPTIONS":
-            record = g.get("auth_record")
-            event = audit_event(record, response.status_code)
+        req = current_request()
+        path = req.path
+        if path.startswith(CORS_PATHS):
+            _add_cors(response)
+        audited = path.startswith(FHIR_PREFIX) and req.endpoint not in PUBLIC
+        if audited and req.method != "OPTIONS":
+            context = current_globals()
+            record = context.get("auth_record")
+            event = audit_event(record, response.status_code, req)
             entries: list[dict[str, Any]] = []
-            ops = g.get("bundle_entries")
+            ops = context.get("bundle_entries")
             if ops:
                 event["sub"], entries = entry_events(record, event, ops, response)
             log = hub().audit
             for each in (event, *entries):
                 log.record(each)
         return response
+
+
+def _add_cors(response: Response) -> None:
+    """The CORS headers the response does not set itself (setdefault, with one look at the
+    header list instead of one per header)."""
+    headers = response.headers
+    present = {key.lower() for key, _ in headers.items()}
+    for key, lowered, value in _CORS_ITEMS:
+        if lowered not in present:
+            headers.add(key, value)
 
 
 def _endpoint_rule(policy: TokenPolicy, endpoint: str, args: dict[str, Any]) -> None:

@@ -5,13 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response, g, request
+from flask import Response
 
 from fhirhub.api.negotiation import FHIR_JSON
+from fhirhub.api.requests import current_globals, current_request
+
+# Headers the Response constructor itself sets: a caller's value must replace them. Any
+# other header is new on a fresh response, so appending it is the same as setting it
+# (and skips werkzeug's scan of the header list for each one).
+_SET_BY_RESPONSE = frozenset({"content-type", "content-length"})
+_CONTENT_TYPES = {mime: f"{mime}; charset=utf-8" for mime in (FHIR_JSON, "application/json")}
 
 
 def negotiated_mime() -> str:
-    return str(getattr(g, "fhir_mime", FHIR_JSON))
+    return str(getattr(current_globals(), "fhir_mime", FHIR_JSON))
 
 
 def fhir_response(
@@ -19,13 +26,20 @@ def fhir_response(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    pretty = request.args.get("_pretty", "").lower() == "true"
-    options = orjson.OPT_INDENT_2 if pretty else 0
-    data = b"" if body is None else orjson.dumps(body, option=options)
     mime = negotiated_mime()
-    response = Response(data, status=status, mimetype=mime)
-    if body is not None:
-        response.headers["Content-Type"] = f"{mime}; charset=utf-8"
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
+    if body is None:
+        response = Response(b"", status=status, mimetype=mime)
+    else:
+        pretty = current_request().args.get("_pretty", "").lower() == "true"
+        options = orjson.OPT_INDENT_2 if pretty else 0
+        content_type = _CONTENT_TYPES.get(mime) or f"{mime}; charset=utf-8"
+        data = orjson.dumps(body, option=options)
+        response = Response(data, status=status, content_type=content_type)
+    if headers:
+        out = response.headers
+        for key, value in headers.items():
+            if key.lower() in _SET_BY_RESPONSE:
+                out[key] = value
+            else:
+                out.add(key, value)
     return response

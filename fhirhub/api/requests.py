@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import Request, current_app, g, request
+from flask.ctx import _AppCtxGlobals
 
 from fhirhub.api.negotiation import PATCH_BODY, RESOURCE_BODY, check_request_mime
 from fhirhub.fhir.errors import PayloadTooLarge
@@ -17,24 +18,40 @@ def hub() -> Hub:
     return found
 
 
-def _raw_body() -> bytes:
+def current_request() -> Request:
+    """The request itself: every attribute read through `flask.request` is a context-variable
+    lookup behind a proxy, so code on the hot paths takes the object once."""
+    found: Request = request._get_current_object()  # type: ignore[attr-defined]
+    return found
+
+
+def current_globals() -> _AppCtxGlobals:
+    """`flask.g` itself, for the same reason."""
+    found: _AppCtxGlobals = g._get_current_object()
+    return found
+
+
+def _raw_body(req: Request) -> bytes:
     limit = hub().settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
+    length = req.content_length
+    if length is not None and length > limit:
         raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
-    data = request.get_data(cache=True)
+    data = req.get_data(cache=True)
     if len(data) > limit:
         raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
     return data
 
 
 def resource_body() -> dict[str, Any]:
-    check_request_mime(request.headers.get("Content-Type"), RESOURCE_BODY)
-    return parse_resource(_raw_body())
+    req = current_request()
+    check_request_mime(req.headers.get("Content-Type"), RESOURCE_BODY)
+    return parse_resource(_raw_body(req))
 
 
 def patch_body() -> tuple[str, Any]:
-    media = check_request_mime(request.headers.get("Content-Type"), PATCH_BODY)
-    return media, parse_json(_raw_body())
+    req = current_request()
+    media = check_request_mime(req.headers.get("Content-Type"), PATCH_BODY)
+    return media, parse_json(_raw_body(req))
 
 
 def query_string() -> str:
