@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from flask.testing import FlaskClient
 from pymongo import MongoClient, monitoring
 
+from fhirhub.embedded.database import EmbeddedDatabase
+from fhirhub.embedded.postgres import psql
 from fhirhub.hub import Hub
 from fhirhub.storage.documents import LEGACY_HISTORY, RESOURCES, VERSION_TYPE
 from fhirhub.storage.migrations import merge_history
@@ -72,3 +75,29 @@ def test_old_history_collection_is_merged(client: FlaskClient, hub: Hub) -> None
     assert old["name"][0]["family"] == "Before"
     assert orjson.loads(version["res"])["id"] == "old"
     assert body(client.get("/fhir/Patient/old/_history"))["total"] == 1
+
+
+def test_partial_gin_indexes_serve_pushed_down_filters(
+    indexed_hub: Hub, embedded_database: EmbeddedDatabase | None
+) -> None:
+    if embedded_database is None or embedded_database.postgres is None:
+        pytest.skip("PostgreSQL-backed FerretDB only")
+    port = embedded_database.postgres.port
+    schema = indexed_hub.settings.db_name
+    metadata = f'"{schema}"._ferretdb_database_metadata'
+    table = psql(
+        port, f"select _jsonb->>'table' from {metadata} where _jsonb->>'_id' = 'resources'"
+    )
+    plans = [
+        psql(
+            port,
+            "set enable_seqscan = off; explain select _jsonb from "
+            f"\"{schema}\".\"{table.strip()}\" where (_jsonb -> '{field}') @> '{value}'",
+        )
+        for field, value in (("_id", '"Patient/x"'), ("pub", "0"), ("s_code", '"a|b"'))
+    ]
+    for plan in plans:
+        assert "Bitmap Index Scan on fhirhub_pgin_" in plan, plan
+    indexes = psql(port, f"select indexdef from pg_indexes where tablename = '{table}'")
+    assert "fhirhub_gin_" not in indexes  # the full (non-partial) ones were replaced
+    assert "instance_versions" not in indexes  # no unused btree indexes on FerretDB
