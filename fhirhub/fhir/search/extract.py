@@ -6,6 +6,7 @@ both always agree on what a resource matches.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fhirhub.fhir.definitions import Definitions
@@ -30,6 +31,29 @@ def main_field(param: SearchParam) -> str:
     return f"{param.code}__lo" if param.type == "date" else param.code
 
 
+# token_entries of one element, kept for the rest of one extraction: the same element (an
+# Observation's code, each component's code) feeds a dozen parameters (code, combo-code and
+# every composite). Keyed by id; the value is kept with its entries so the id stays its own.
+TokenMemo = dict[int, tuple[Any, tuple[list[str], list[str], list[str]]]]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """One parameter as extraction uses it, resolved once per registry state."""
+
+    param: SearchParam
+    walkers: list[Walker]
+    # Composite parameters: each component's type and walker; None when a component's
+    # SearchParameter is unknown (the parameter then yields nothing, as before).
+    components: list[tuple[str, Walker]] | None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    source: dict[str, SearchParam]  # the registry's parameters this plan was built from
+    params: list[_Planned]
+
+
 class Extractor:
     def __init__(self, definitions: Definitions, registry: SearchRegistry, base: str):
         self.definitions = definitions
@@ -38,6 +62,7 @@ class Extractor:
         self.compiler = PathCompiler(definitions)
         self._walkers: dict[tuple[str, str], list[Walker]] = {}
         self._compartments: dict[str, dict[str, list[str]]] = {}
+        self._plans: dict[str, _Plan] = {}
 
     def walkers(self, resource_type: str, param: SearchParam) -> list[Walker]:
         key = (resource_type, param.url or param.code)
@@ -53,26 +78,57 @@ class Extractor:
             out.extend(walker(resource))
         return out
 
+    def _plan(self, resource_type: str) -> list[_Planned]:
+        """The type's extracted parameters with walkers and components resolved. The
+        registry hands out a new dict when its parameters change (custom SearchParameters),
+        and a plan is only reused for the very dict it was built from."""
+        params = self.registry.params(resource_type)
+        plan = self._plans.get(resource_type)
+        if plan is None or plan.source is not params:
+            planned = [
+                _Planned(p, self.walkers(resource_type, p), self._components(p))
+                for p in params.values()
+                if p.code not in BUILTIN and p.expressions
+            ]
+            plan = _Plan(params, planned)
+            self._plans[resource_type] = plan
+        return plan.params
+
+    def _components(self, param: SearchParam) -> list[tuple[str, Walker]] | None:
+        if param.type != "composite":
+            return None
+        resolved: list[tuple[str, Walker]] = []
+        for component in param.components:
+            sp = self.registry.by_url.get(component.definition)
+            if sp is None:
+                return None
+            resolved.append((sp.get("type", ""), relative_walker(component.expression)))
+        return resolved
+
     def extract(self, resource: dict[str, Any]) -> dict[str, Any]:
         resource_type = resource["resourceType"]
         index: dict[str, Any] = {}
-        for param in self.registry.params(resource_type).values():
-            if param.code in BUILTIN or not param.expressions:
-                continue
-            found = self.values(resource, param)
+        memo: TokenMemo = {}
+        for planned in self._plan(resource_type):
+            found: list[Any] = []
+            for walker in planned.walkers:
+                found.extend(walker(resource))
             if found:
-                self._add(index, param, found)
+                self._add(index, planned, found, memo)
         compartments = self.compartments(resource, index)
         if compartments:
             index[COMPARTMENT_FIELD] = compartments
         return index
 
-    def _add(self, index: dict[str, Any], param: SearchParam, found: list[Any]) -> None:
+    def _add(
+        self, index: dict[str, Any], planned: _Planned, found: list[Any], memo: TokenMemo
+    ) -> None:
+        param = planned.param
         code, kind = param.code, param.type
         if kind == "token":
             keys, texts, types = [], [], []
             for value in found:
-                k, t, ty = token_entries(value)
+                k, t, ty = _tokens(value, memo)
                 keys += k
                 texts += t
                 types += ty
@@ -104,26 +160,7 @@ class Extractor:
             if kind == "quantity":
                 _put(index, f"{code}__unit", [u for v in found for u in quantity_units(v)])
         elif kind == "composite":
-            _put(index, code, self._composite(param, found))
-
-    def _composite(self, param: SearchParam, roots: list[Any]) -> list[str]:
-        """Combined keys 'first$second' for each root element (equality semantics)."""
-        combos: list[str] = []
-        for root in roots:
-            if not isinstance(root, dict):
-                continue
-            parts: list[list[str]] = []
-            for component in param.components:
-                sp = self.registry.by_url.get(component.definition)
-                if sp is None:
-                    return []
-                values = relative_walker(component.expression)(root)
-                parts.append(_component_keys(sp.get("type", ""), values))
-            keys = [""]
-            for options in parts:
-                keys = [f"{k}${o}" if k else o for k in keys for o in options]
-            combos += keys
-        return sorted(set(combos))
+            _put(index, code, _composite(planned.components, found, memo))
 
     def compartments(self, resource: dict[str, Any], index: dict[str, Any]) -> list[str]:
         resource_type = resource["resourceType"]
@@ -153,11 +190,29 @@ class Extractor:
         return self._compartments[resource_type]
 
 
-def _component_keys(kind: str, values: list[Any]) -> list[str]:
+def _composite(
+    components: list[tuple[str, Walker]] | None, roots: list[Any], memo: TokenMemo
+) -> list[str]:
+    """Combined keys 'first$second' for each root element (equality semantics)."""
+    if components is None:
+        return []
+    combos: list[str] = []
+    for root in roots:
+        if not isinstance(root, dict):
+            continue
+        parts = [_component_keys(kind, walker(root), memo) for kind, walker in components]
+        keys = [""]
+        for options in parts:
+            keys = [f"{k}${o}" if k else o for k in keys for o in options]
+        combos += keys
+    return sorted(set(combos))
+
+
+def _component_keys(kind: str, values: list[Any], memo: TokenMemo) -> list[str]:
     keys: list[str] = []
     for value in values:
         if kind == "token":
-            keys += token_entries(value)[0]
+            keys += _tokens(value, memo)[0]
         elif kind == "string":
             keys += [normalize(s) for s in string_entries(value)]
         elif kind in ("quantity", "number"):
@@ -165,6 +220,17 @@ def _component_keys(kind: str, values: list[Any]) -> list[str]:
             if number is not None:
                 keys.append(_number_key(number))
     return keys
+
+
+def _tokens(value: Any, memo: TokenMemo) -> tuple[list[str], list[str], list[str]]:
+    """token_entries, computed once per element within one extraction (callers only read
+    the lists)."""
+    seen = memo.get(id(value))
+    if seen is not None and seen[0] is value:
+        return seen[1]
+    entries = token_entries(value)
+    memo[id(value)] = (value, entries)
+    return entries
 
 
 def _number_key(number: float) -> str:

@@ -166,6 +166,9 @@ def _split_segments(expression: str) -> list[tuple[str, str | None]]:
 
 
 def _field_step(names: list[str]) -> Step:
+    if len(names) == 1:
+        return _one_field_step(names[0])
+
     def step(nodes: list[Any]) -> list[Any]:
         out: list[Any] = []
         for node in nodes:
@@ -176,7 +179,27 @@ def _field_step(names: list[str]) -> Step:
                 if value is None:
                     continue
                 if isinstance(value, list):
-                    out.extend(v for v in value if v is not None)
+                    out += [v for v in value if v is not None]
+                else:
+                    out.append(value)
+        return out
+
+    return step
+
+
+def _one_field_step(name: str) -> Step:
+    """The same step for a single JSON name, the usual case: every write runs some fifty
+    of these per resource, most finding nothing on the first node."""
+
+    def step(nodes: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for node in nodes:
+            if isinstance(node, dict):
+                value = node.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, list):
+                    out += [v for v in value if v is not None]
                 else:
                     out.append(value)
         return out
