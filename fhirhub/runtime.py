@@ -34,6 +34,9 @@ def running_hub(settings: Settings) -> Iterator[Hub]:
     hub = Hub(settings)
     try:
         prepare_database_contents(hub, seed=False)
+        from fhirhub import heap
+
+        heap.settle(hub)  # import, worker, seed: long loops over parsed resources
         yield hub
     finally:
         hub.close()
