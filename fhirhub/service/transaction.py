@@ -1,8 +1,9 @@
 """Transaction Bundles: all-or-nothing, per R4 http.html#transaction.
 
-Everything that can fail is decided before the first write (identities, conditional
-matches, reference rewriting, validation, If-Match); the writes are then staged and
-committed through the transaction log, which compensates if anything breaks midway.
+Everything that can fail is decided before the first visible write (identities,
+conditional matches, reference rewriting, validation, If-Match); the writes are then
+staged and committed through the transaction log, which compensates if anything breaks
+midway. Only the versions of new resources, invisible until the commit, may go in earlier.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import PlannedWrite, fhir_instant
 from fhirhub.storage.transactions import StagedTransaction
 
+AHEAD_CHUNK = 100  # creates whose versions are written while the rest is still checked
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 404: "404 Not Found"}
 
 
@@ -80,15 +82,29 @@ class TransactionProcessor:
                 if t.resource_id and not t.existing and t.op.method in ("PUT", "PATCH", "DELETE")
             ]
         )
-        for target in targets:
-            try:
-                plan = self._plan(target, mapping)
-            except FhirError as error:
-                raise _fail(target.op, error) from None
-            if plan is not None:
+        staged = StagedTransaction(self.store)
+        creates: list[PlannedWrite] = []
+        try:
+            for target in targets:
+                try:
+                    plan = self._plan(target, mapping)
+                except FhirError as error:
+                    raise _fail(target.op, error) from None
+                if plan is None:
+                    continue
                 plans.append(plan)
                 planned.append(target)
-        stored = StagedTransaction(self.store).apply(plans) if plans else []
+                if plan.prior_version == 0:
+                    creates.append(plan)
+                if len(creates) >= AHEAD_CHUNK:
+                    # Their versions go in while the next entries are checked (invisible
+                    # until the commit; see StagedTransaction).
+                    staged.stage_ahead(creates)
+                    creates = []
+        except BaseException:
+            staged.abort()
+            raise
+        stored = staged.apply(plans) if plans else []
         responses: dict[int, dict[str, Any]] = {}
         for target, version in zip(planned, stored, strict=True):
             responses[target.op.index] = written_entry(target.op.method, version)

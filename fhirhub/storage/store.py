@@ -264,11 +264,13 @@ class ResourceStore:
     def write_batch(self, plans: list[PlannedWrite], txn: str) -> list[StoredVersion]:
         """Stage many writes in few round trips (transactions). Any collision raises
         Conflict; the caller compensates through the transaction log."""
-        moment = self.clock()
-        hist_docs: list[dict[str, Any]] = []
-        creates: list[dict[str, Any]] = []
-        replaces: list[tuple[str, int, dict[str, Any]]] = []
-        results: list[StoredVersion] = []
+        staged = self.staged_docs(plans, txn, self.clock())
+        self.write_staged(staged.versions, staged.creates, staged.replaces)
+        return staged.results
+
+    def staged_docs(self, plans: list[PlannedWrite], txn: str, moment: datetime) -> StagedDocs:
+        """The documents that stage `plans` under transaction `txn` (nothing written)."""
+        staged = StagedDocs([], [], [], [])
         for plan in plans:
             version = plan.prior_version + 1
             body = _with_meta(plan.resource, plan.resource_id, version, moment)
@@ -282,20 +284,41 @@ class ResourceStore:
                 "res": encode_resource(body),
             }
             key = resource_key(plan.resource_type, plan.resource_id)
-            hist_docs.append(_version_doc(doc, txn))
+            staged.versions.append(_version_doc(doc, txn))
             # `txn` on the staged current document: compensation touches only its own.
             current = {**doc, "txn": txn, **index_fields(plan.index)}
             if plan.prior_version == 0:
-                creates.append({"_id": key, **current})
+                staged.creates.append({"_id": key, **current})
             else:
-                replaces.append((key, plan.prior_version, current))
-            results.append(StoredVersion.from_doc(doc, body))
-        self._insert_staged(hist_docs, creates)
+                staged.replaces.append((key, plan.prior_version, current))
+            staged.results.append(StoredVersion.from_doc(doc, body))
+        return staged
+
+    def write_staged(
+        self,
+        versions: list[Document],
+        creates: list[Document],
+        replaces: list[tuple[str, int, Document]],
+    ) -> None:
+        self._insert_staged(versions, creates)
         for key, prior, current in replaces:
             self._step("update")
             if self.resources.replace_one({"_id": key, "v": prior}, current).matched_count != 1:
                 raise Conflict(f"{key} changed while the transaction was being written")
-        return results
+
+    def insert_ahead(self, versions: list[Document]) -> Future[None]:
+        """Start inserting a transaction's versions in the background (they stay invisible
+        until its commit); the future raises Conflict on a collision."""
+
+        def insert() -> None:
+            self._step("ahead")
+            try:
+                for _, docs in _chunks(versions):
+                    self.resources.insert_many(docs, ordered=True)
+            except BulkWriteError as exc:
+                raise Conflict(f"a version in the transaction already exists: {exc}") from None
+
+        return _POOL.submit(insert)
 
     def _insert_staged(self, hist_docs: list[Document], creates: list[Document]) -> None:
         """Insert a transaction's versions and new current documents (one collection, so
@@ -415,6 +438,16 @@ class ResourceStore:
         sort = [("v", DESCENDING)] if resource_id else [("ts", DESCENDING), ("_id", ASCENDING)]
         cursor = self.history.find(query).sort(sort).skip(offset).limit(count)
         return [StoredVersion.from_doc(d) for d in cursor], total
+
+
+@dataclass
+class StagedDocs:
+    """What staging a set of planned writes inserts and replaces, and what it returns."""
+
+    versions: list[Document]
+    creates: list[Document]  # current documents of new resources
+    replaces: list[tuple[str, int, Document]]  # (key, prior version, current document)
+    results: list[StoredVersion]
 
 
 @dataclass(frozen=True)
