@@ -47,6 +47,7 @@ Document = dict[str, Any]
 # Projections: FerretDB converts every value it returns (a current document's index fields
 # are most of them), so reads ask only for what they use (1.43 -> 1.25 ms per read).
 VERSION_FIELDS = {f: 1 for f in ("t", VERSION_TYPE, "rid", "v", "ts", "del", "m", "res")}
+VREAD_FIELDS = {**VERSION_FIELDS, "txn": 1}  # a version's transaction decides its visibility
 CAS_FIELDS = {"v": 1, "ts": 1, "del": 1}
 COMMITTED_CACHE_LIMIT = 100_000
 MAX_ATTEMPTS = 50  # with the backoff below: about 2 s of contention before a 409
@@ -130,9 +131,24 @@ class ResourceStore:
     # -- reads ---------------------------------------------------------------------------
 
     def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
-        key = resource_key(resource_type, resource_id)
-        doc = self.resources.find_one({"_id": key}, VERSION_FIELDS)
+        doc = self._by_id(resource_key(resource_type, resource_id), VERSION_FIELDS)
         return StoredVersion.from_doc(doc) if doc else None
+
+    def _by_id(self, key: str, projection: Mapping[str, int] | None = None) -> Document | None:
+        """One document by `_id`: a single-batch `find` command, which skips find_one's
+        cursor machinery (60-70 us of client CPU per read, measured; reads are the hottest
+        path)."""
+        reply = self.db.command(
+            "find",
+            RESOURCES,
+            filter={"_id": key},
+            projection=projection,
+            limit=1,
+            singleBatch=True,
+            codec_options=self.resources.codec_options,
+        )
+        batch: list[Document] = reply["cursor"]["firstBatch"]
+        return batch[0] if batch else None
 
     def current_many(
         self, keys: list[tuple[str, str]]
@@ -143,7 +159,7 @@ class ResourceStore:
         return dict(zip(keys, found, strict=True))
 
     def version(self, resource_type: str, resource_id: str, version: int) -> StoredVersion | None:
-        doc = self.history.find_one({"_id": version_key(resource_type, resource_id, version)})
+        doc = self._by_id(version_key(resource_type, resource_id, version), VREAD_FIELDS)
         if doc is None or self.uncommitted(doc):
             return None
         return StoredVersion.from_doc(doc)
