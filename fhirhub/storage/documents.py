@@ -60,10 +60,6 @@ def version_key(resource_type: str, resource_id: str, version: int) -> str:
     return f"{resource_type}/{resource_id}/{version}"
 
 
-def is_version(doc: Mapping[str, Any]) -> bool:
-    return VERSION_TYPE in doc
-
-
 def version_view(doc: dict[str, Any]) -> dict[str, Any]:
     """A version document with its type also under `t`, the shape notification code reads."""
     if VERSION_TYPE in doc and "t" not in doc:

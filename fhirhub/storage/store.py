@@ -108,8 +108,9 @@ class ResourceStore:
             # FerretDB 1.24 uses no secondary btree index: it pushes filters down as `@>`,
             # which only the GIN indexes of embedded/pg_indexes.py serve, and never pushes a
             # sort down. Each one only slowed every insert (dropping them: +7%).
+            existing = self.resources.index_information()
             for name in SECONDARY_INDEXES:
-                if name in self.resources.index_information():
+                if name in existing:
                     self.resources.drop_index(name)
             return
         self.resources.create_index([("t", ASCENDING), ("ts", DESCENDING)], name="type_updated")
@@ -136,7 +137,7 @@ class ResourceStore:
         doc = self._by_id(resource_key(resource_type, resource_id), VERSION_FIELDS)
         return StoredVersion.from_doc(doc) if doc else None
 
-    def _by_id(self, key: str, projection: Mapping[str, int] | None = None) -> Document | None:
+    def _by_id(self, key: str, projection: Mapping[str, int]) -> Document | None:
         """One document by `_id`: a single-batch `find` command, which skips find_one's
         cursor machinery (60-70 us of client CPU per read, measured; reads are the hottest
         path)."""

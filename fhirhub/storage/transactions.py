@@ -14,7 +14,7 @@ import contextlib
 import logging
 import uuid
 from concurrent.futures import Future, wait
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fhirhub.storage.documents import RESOURCES, TRANSACTIONS, VERSION_TYPE, StoredVersion
@@ -38,9 +38,9 @@ class StagedTransaction:
         self.store = store
         self.id = uuid.uuid4().hex
         self.log = store.db[TRANSACTIONS]
-        self.moment = store.clock()  # one lastUpdated for the whole transaction
+        self._moment: datetime | None = None
         self._logged = False
-        self._ahead: dict[int, tuple[Document, Document]] = {}  # id(plan) -> (version, current)
+        self._ahead: dict[int, Document] = {}  # id(plan) -> its current document, to insert
         self._ahead_results: dict[int, StoredVersion] = {}
         self._futures: list[Future[None]] = []
 
@@ -51,11 +51,9 @@ class StagedTransaction:
             # The record exists before any version does: a crash from here on compensates.
             self.log.insert_one(self._record([]))
             self._logged = True
-        staged = self.store.staged_docs(plans, self.id, self.moment)
-        for plan, version, current, result in zip(
-            plans, staged.versions, staged.creates, staged.results, strict=True
-        ):
-            self._ahead[id(plan)] = (version, current)
+        staged = self.store.staged_docs(plans, self.id, self.moment())
+        for plan, current, result in zip(plans, staged.creates, staged.results, strict=True):
+            self._ahead[id(plan)] = current
             self._ahead_results[id(plan)] = result
         self._futures.append(self.store.insert_ahead(staged.versions))
 
@@ -79,11 +77,11 @@ class StagedTransaction:
                 self.log.insert_one(self._record(entries))
                 self._logged = True
             rest = [p for p in plans if id(p) not in self._ahead]
-            staged = self.store.staged_docs(rest, self.id, self.moment)
+            staged = self.store.staged_docs(rest, self.id, self.moment())
             self._wait_ahead()
             by_plan = dict(zip(map(id, rest), staged.results, strict=True))
             by_plan.update(self._ahead_results)
-            creates = [current for _, current in self._ahead.values()] + staged.creates
+            creates = [*self._ahead.values(), *staged.creates]
             self.store.write_staged(staged.versions, creates, staged.replaces)
             self.store._step("commit")
         except BaseException:
@@ -106,8 +104,15 @@ class StagedTransaction:
         for future in futures:
             future.result()
 
+    def moment(self) -> datetime:
+        """One lastUpdated for the whole transaction, taken at its first write (not when
+        planning began), so it trails the commit by as little as possible."""
+        if self._moment is None:
+            self._moment = self.store.clock()
+        return self._moment
+
     def _record(self, entries: list[dict[str, Any]]) -> Document:
-        return {"_id": self.id, "state": "pending", "ts": self.moment, "w": entries}
+        return {"_id": self.id, "state": "pending", "ts": self.moment(), "w": entries}
 
 
 def compensate(store: ResourceStore, txn_id: str) -> None:
