@@ -25,6 +25,7 @@ HTTP_THREADS = 8
 
 
 def serve(settings: Settings) -> None:
+    _unwind_on_sigterm()
     if port_in_use(settings.port, settings.host):
         raise ConfigurationError(
             f"port {settings.port} is already in use on {settings.host}: stop that program "
@@ -95,6 +96,17 @@ def _smart_demo(hub: Hub) -> list[str]:
     from fhirhub.auth.demo import ensure_demo
 
     return ensure_demo(hub.auth)
+
+
+def _unwind_on_sigterm() -> None:
+    """Until _wait takes over: SIGTERM (what process managers send) unwinds like Ctrl-C, so
+    the finally blocks stop what was started. Its default action would end this process on
+    the spot and leave the database processes, which run in sessions of their own, behind."""
+
+    def _interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:

@@ -22,7 +22,12 @@ def start_database(settings: Settings) -> EmbeddedDatabase | None:
             client.close()
         return None
     database = EmbeddedDatabase.from_settings(settings)
-    return database if database.start() else None
+    try:
+        return database if database.start() else None
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (see launcher.py) halfway through: PostgreSQL may already run.
+        database.stop()
+        raise
 
 
 @contextmanager
