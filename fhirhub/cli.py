@@ -73,7 +73,7 @@ def worker(threads: int | None) -> None:
     from fhirhub.worker.runner import NotificationWorker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    with running_hub(Settings.from_env()) as hub:
+    with running_hub(Settings.from_env(), long_running=True) as hub:
         NotificationWorker(hub, threads).run_until_signalled()
 
 
@@ -150,7 +150,7 @@ def import_command(paths: tuple[Path, ...], state_file: Path | None, restart: bo
     if restart:
         state_path.unlink(missing_ok=True)
     console = Console(stderr=True)
-    with running_hub(settings) as hub:
+    with running_hub(settings, long_running=True) as hub:
         started = time.monotonic()
         results = run_import(
             BundleService(hub.resources, settings.fhir_base, hub.search.search_for_bundle),
@@ -198,7 +198,7 @@ def seed(patients: int | None, seed_value: int, out: Path | None) -> None:
     from fhirhub.runtime import running_hub
     from fhirhub.seed_loader import load_seed
 
-    with running_hub(settings) as hub:
+    with running_hub(settings, long_running=True) as hub:
         started = time.monotonic()
         written = load_seed(hub, count, seed=seed_value)
         elapsed = time.monotonic() - started
@@ -215,7 +215,7 @@ def reindex(resource_type: str | None) -> None:
     """Recompute search index fields (after SearchParameter resources change)."""
     from fhirhub.runtime import running_hub
 
-    with running_hub(Settings.from_env()) as hub:
+    with running_hub(Settings.from_env(), long_running=True) as hub:
         hub.custom_parameters.force()
         changed = hub.store.reindex(resource_type, hub.extractor.extract)
         click.echo(f"reindexed: {changed} resources changed")

@@ -19,13 +19,13 @@ from fhirhub.embedded.fhir_package import ensure_fhir_package
 from fhirhub.embedded.ports import port_in_use
 from fhirhub.fhir.errors import ConfigurationError
 from fhirhub.hub import Hub
-from fhirhub.runtime import start_database
+from fhirhub.runtime import start_database, unwind_on_sigterm
 
 HTTP_THREADS = 8
 
 
 def serve(settings: Settings) -> None:
-    _unwind_on_sigterm()
+    unwind_on_sigterm()
     if port_in_use(settings.port, settings.host):
         raise ConfigurationError(
             f"port {settings.port} is already in use on {settings.host}: stop that program "
@@ -96,17 +96,6 @@ def _smart_demo(hub: Hub) -> list[str]:
     from fhirhub.auth.demo import ensure_demo
 
     return ensure_demo(hub.auth)
-
-
-def _unwind_on_sigterm() -> None:
-    """Until _wait takes over: SIGTERM (what process managers send) unwinds like Ctrl-C, so
-    the finally blocks stop what was started. Its default action would end this process on
-    the spot and leave the database processes, which run in sessions of their own, behind."""
-
-    def _interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _wait(children: list[subprocess.Popen[bytes]]) -> None:
