@@ -40,8 +40,8 @@ class StagedTransaction:
         self.log = store.db[TRANSACTIONS]
         self._moment: datetime | None = None
         self._logged = False
-        self._ahead: dict[int, Document] = {}  # id(plan) -> its current document, to insert
-        self._ahead_results: dict[int, StoredVersion] = {}
+        # id(plan) -> (its current document, still to insert; what apply returns for it)
+        self._ahead: dict[int, tuple[Document, StoredVersion]] = {}
         self._futures: list[Future[None]] = []
 
     def stage_ahead(self, plans: list[PlannedWrite]) -> None:
@@ -53,8 +53,7 @@ class StagedTransaction:
             self._logged = True
         staged = self.store.staged_docs(plans, self.id, self.moment())
         for plan, current, result in zip(plans, staged.creates, staged.results, strict=True):
-            self._ahead[id(plan)] = current
-            self._ahead_results[id(plan)] = result
+            self._ahead[id(plan)] = (current, result)
         self._futures.append(self.store.insert_ahead(staged.versions))
 
     def apply(self, plans: list[PlannedWrite]) -> list[StoredVersion]:
@@ -80,8 +79,8 @@ class StagedTransaction:
             staged = self.store.staged_docs(rest, self.id, self.moment())
             self._wait_ahead()
             by_plan = dict(zip(map(id, rest), staged.results, strict=True))
-            by_plan.update(self._ahead_results)
-            creates = [*self._ahead.values(), *staged.creates]
+            by_plan.update((key, result) for key, (_, result) in self._ahead.items())
+            creates = [current for current, _ in self._ahead.values()] + staged.creates
             self.store.write_staged(staged.versions, creates, staged.replaces)
             self.store._step("commit")
         except BaseException:
