@@ -44,9 +44,11 @@ def tune_embedded_database(hub: Hub) -> None:
     settings = hub.settings
     if settings.uses_embedded_db and settings.db_backend == "postgresql":
         from fhirhub.embedded.pg_indexes import ensure_gin_indexes
+        from fhirhub.embedded.pg_tables import use_lz4
         from fhirhub.storage.delivery_vacuum import tune_autovacuum
 
         ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS)
+        use_lz4(settings.pg_port, settings.db_name)
         tune_autovacuum(settings.pg_port, settings.db_name)
 
 

@@ -93,8 +93,10 @@ def indexed_hub(hub: Hub, embedded_database: EmbeddedDatabase | None) -> Hub:
     if embedded_database is not None and embedded_database.postgres is not None:
         from fhirhub.bootstrap import PUSHDOWN_FIELDS
         from fhirhub.embedded.pg_indexes import ensure_gin_indexes
+        from fhirhub.embedded.pg_tables import use_lz4
 
         ensure_gin_indexes(embedded_database.postgres.port, hub.settings.db_name, PUSHDOWN_FIELDS)
+        use_lz4(embedded_database.postgres.port, hub.settings.db_name)
     return hub
 
 

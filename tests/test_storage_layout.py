@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from pymongo import MongoClient, monitoring
 
 from fhirhub.embedded.database import GO_RUNTIME_DEFAULTS, EmbeddedDatabase
+from fhirhub.embedded.pg_tables import collection_tables
 from fhirhub.embedded.postgres import psql
 from fhirhub.hub import Hub
 from fhirhub.storage.documents import LEGACY_HISTORY, RESOURCES, VERSION_TYPE
@@ -116,3 +117,35 @@ def test_embedded_ferretdb_runs_with_a_relaxed_go_collector(
     for name, value in GO_RUNTIME_DEFAULTS.items():
         expected = os.environ.get(name, value)
         assert f"{name}={expected}".encode() in environ
+
+
+def test_large_resources_are_compressed_with_lz4(
+    indexed_hub: Hub, embedded_database: EmbeddedDatabase | None, client: FlaskClient
+) -> None:
+    if embedded_database is None or embedded_database.postgres is None:
+        pytest.skip("PostgreSQL-backed FerretDB only")
+    port = embedded_database.postgres.port
+    schema = indexed_hub.settings.db_name
+    tables = collection_tables(port, schema)
+    compression = psql(
+        port,
+        "select attcompression from pg_attribute "
+        f"where attrelid = '\"{schema}\".\"{tables[RESOURCES]}\"'::regclass and attname = '_jsonb'",
+    )
+    assert compression.strip() == "l"
+    # A document far over the TOAST threshold goes in compressed and reads back whole.
+    text = "lz4 " * 3000
+    created = client.post(
+        "/fhir/Patient",
+        json=patient(name=[{"family": "Long", "text": text}]),
+        headers=FHIR_JSON,
+    )
+    assert created.status_code == 201, created.data
+    read = body(client.get(created.headers["Location"].split("/_history")[0]))
+    assert read["name"][0]["text"] == text
+    stored = psql(
+        port,
+        f'select pg_column_compression(_jsonb) from "{schema}"."{tables[RESOURCES]}" '
+        f"where _jsonb->>'_id' = 'Patient/{read['id']}'",
+    )
+    assert stored.strip() == "lz4"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from fhirhub.embedded.pg_tables import collection_tables
 from fhirhub.embedded.postgres import psql
 
 _SAFE = re.compile(r"^[A-Za-z0-9_]+$")
@@ -20,15 +21,11 @@ _SAFE = re.compile(r"^[A-Za-z0-9_]+$")
 
 def ensure_gin_indexes(port: int, db_name: str, fields: dict[str, list[str]]) -> int:
     """Create missing GIN indexes; returns how many were created. Names are ours, not input."""
-    if not _SAFE.match(db_name):
-        return 0
-    metadata = f'"{db_name}"._ferretdb_database_metadata'
-    rows = psql(port, f"select _jsonb->>'_id', _jsonb->>'table' from {metadata}")
-    tables = dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
+    tables = collection_tables(port, db_name)
     statements = []
     for collection, names in fields.items():
         table = tables.get(collection)
-        if not table or not _SAFE.match(table):
+        if not table:
             continue
         for field in names:
             if not _SAFE.match(field):

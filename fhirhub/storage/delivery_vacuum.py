@@ -12,8 +12,7 @@ MongoDB (production) needs none of this.
 
 from __future__ import annotations
 
-import re
-
+from fhirhub.embedded.pg_tables import collection_tables
 from fhirhub.embedded.postgres import psql
 
 HOT_COLLECTIONS = ("history", "deliveries", "worker_leases")
@@ -22,21 +21,14 @@ TABLE_OPTIONS = (
     "autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 2000, "
     "autovacuum_vacuum_cost_delay = 0"
 )
-_SAFE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def tune_autovacuum(port: int, db_name: str) -> None:
-    if not _SAFE.match(db_name):
-        return
-    rows = psql(
-        port,
-        f"select _jsonb->>'_id', _jsonb->>'table' from \"{db_name}\"._ferretdb_database_metadata",
-    )
-    tables = dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
+    tables = collection_tables(port, db_name)
     statements = [
         f'alter table "{db_name}"."{tables[c]}" set ({TABLE_OPTIONS})'
         for c in HOT_COLLECTIONS
-        if c in tables and _SAFE.match(tables[c])
+        if c in tables
     ]
     if statements:
         psql(port, "; ".join(statements))
