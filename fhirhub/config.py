@@ -54,6 +54,8 @@ class Settings:
     seed_on_empty: bool = True
     db_timeout_ms: int = 5000
     db_socket_timeout_ms: int = 60000
+    # Server-side limit on each search and history query (storage/budget.py).
+    query_timeout_ms: int = 20000
     proxy_hops: int = 0
     # gunicorn's per-request access log on stdout. Off by default: every /fhir request is
     # already in the AuditEvent log (who, what, outcome), and formatting and writing the
@@ -150,6 +152,7 @@ class Settings:
             db_socket_timeout_ms=_int(
                 env, "FHIRHUB_DB_SOCKET_TIMEOUT_MS", defaults.db_socket_timeout_ms
             ),
+            query_timeout_ms=_int(env, "FHIRHUB_QUERY_TIMEOUT_MS", defaults.query_timeout_ms),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(

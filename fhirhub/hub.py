@@ -64,7 +64,9 @@ class Hub:
 
     @cached_property
     def store(self) -> ResourceStore:
-        return ResourceStore(self.db, index_of=self.index_resource)
+        return ResourceStore(
+            self.db, index_of=self.index_resource, budget_ms=self.settings.query_timeout_ms
+        )
 
     @cached_property
     def validator(self) -> Validator:
@@ -91,7 +93,7 @@ class Hub:
     @cached_property
     def search(self) -> SearchService:
         return SearchService(
-            SearchStore(self.db),
+            SearchStore(self.db, self.settings.query_timeout_ms),
             self.definitions,
             self.search_registry,
             self.extractor,

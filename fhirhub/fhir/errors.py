@@ -98,6 +98,13 @@ class PayloadTooLarge(FhirError):
         super().__init__(diagnostics, 413, "too-costly")
 
 
+class TooCostly(FhirError):
+    """A query the database could not answer within its time budget."""
+
+    def __init__(self, diagnostics: str):
+        super().__init__(diagnostics, 400, "too-costly")
+
+
 class UnsupportedMediaType(FhirError):
     def __init__(self, diagnostics: str):
         super().__init__(diagnostics, 415, "not-supported")

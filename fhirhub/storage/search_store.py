@@ -8,6 +8,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import RESOURCES, StoredVersion, decoded, index_fields
 
 Document = dict[str, Any]
@@ -38,8 +39,9 @@ def fresh_document(resource: dict[str, Any], moment: datetime, index: dict[str, 
 
 
 class SearchStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, budget_ms: int = DEFAULT_BUDGET_MS):
         self.resources = db[RESOURCES]
+        self.budget_ms = budget_ms  # per query (storage/budget.py)
 
     def find(
         self,
@@ -50,17 +52,19 @@ class SearchStore:
     ) -> list[Document]:
         if never_matches(query_filter):
             return []
-        cursor = self.resources.find(query_filter)
+        cursor = self.resources.find(query_filter).max_time_ms(self.budget_ms)
         if sort:
             cursor = cursor.sort(sort)
         if skip:
             cursor = cursor.skip(skip)
-        return [decoded(doc) for doc in cursor.limit(limit)]
+        with within_budget("the search", self.budget_ms):
+            return [decoded(doc) for doc in cursor.limit(limit)]
 
     def count(self, query_filter: Document) -> int:
         if never_matches(query_filter):
             return 0
-        return self.resources.count_documents(query_filter)
+        with within_budget("counting the matches", self.budget_ms):
+            return self.resources.count_documents(query_filter, maxTimeMS=self.budget_ms)
 
     def by_keys(self, keys: Iterable[str]) -> list[Document]:
         """One _id lookup per key: FerretDB pushes down `_id` equality but not `$in`."""
@@ -74,15 +78,19 @@ class SearchStore:
     def ids(self, query_filter: Document, limit: int) -> list[str]:
         if never_matches(query_filter):
             return []
-        return [d["_id"] for d in self.resources.find(query_filter, {"_id": 1}).limit(limit)]
+        cursor = self.resources.find(query_filter, {"_id": 1}).limit(limit)
+        with within_budget("a chained search", self.budget_ms):
+            return [d["_id"] for d in cursor.max_time_ms(self.budget_ms)]
 
     def field_values(self, query_filter: Document, field: str, limit: int) -> list[Any]:
         values: list[Any] = []
         if never_matches(query_filter):
             return values
-        for doc in self.resources.find(query_filter, {field: 1}).limit(limit):
-            found = doc.get(field, [])
-            values.extend(found if isinstance(found, list) else [found])
+        cursor = self.resources.find(query_filter, {field: 1}).limit(limit)
+        with within_budget("a _has search", self.budget_ms):
+            for doc in cursor.max_time_ms(self.budget_ms):
+                found = doc.get(field, [])
+                values.extend(found if isinstance(found, list) else [found])
         return values
 
 

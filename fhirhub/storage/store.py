@@ -24,6 +24,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
+from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import (
     INDEX_PREFIX,
     PUB_PENDING,
@@ -87,8 +88,10 @@ class ResourceStore:
         db: Database,
         clock: Clock = utc_now_ms,
         index_of: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+        budget_ms: int = DEFAULT_BUDGET_MS,
     ):
         self.db = db
+        self.budget_ms = budget_ms  # per history query (storage/budget.py)
         # Search index fields for a resource: needed when a current document is rebuilt from
         # a history version (compensation, roll-forward), which carries no index.
         self.index_of = index_of
@@ -453,10 +456,11 @@ class ResourceStore:
                 query["ts"]["$gte"] = since
             if before:
                 query["ts"]["$lte"] = before
-        total = self.history.count_documents(query)
         sort = [("v", DESCENDING)] if resource_id else [("ts", DESCENDING), ("_id", ASCENDING)]
         cursor = self.history.find(query).sort(sort).skip(offset).limit(count)
-        return [StoredVersion.from_doc(d) for d in cursor], total
+        with within_budget("this history", self.budget_ms):
+            total = self.history.count_documents(query, maxTimeMS=self.budget_ms)
+            return [StoredVersion.from_doc(d) for d in cursor.max_time_ms(self.budget_ms)], total
 
 
 @dataclass

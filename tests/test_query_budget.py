@@ -1,0 +1,63 @@
+"""Searches and history run under a database-enforced time budget (storage/budget.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from fhirhub.app import create_app
+from fhirhub.config import Settings
+from fhirhub.fhir.definitions import Definitions
+from fhirhub.hub import Hub
+from tests.helpers import FHIR_JSON, assert_outcome, body, patient
+
+PATIENTS = 300
+
+
+@pytest.fixture
+def loaded(client: FlaskClient) -> FlaskClient:
+    entries = [
+        {"resource": patient(f"Budget{i:03d}"), "request": {"method": "POST", "url": "Patient"}}
+        for i in range(PATIENTS)
+    ]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    response = client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert response.status_code == 200, response.data
+    return client
+
+
+@pytest.fixture
+def tight_client(settings: Settings, definitions: Definitions, hub: Hub) -> Iterator[FlaskClient]:
+    """A second app on the same database whose queries get 1 ms."""
+    if not hub.store.is_ferretdb():
+        pytest.skip("MongoDB may answer a 300-document sort within 1 ms")
+    tight = Hub(settings.with_overrides(query_timeout_ms=1))
+    tight.__dict__["definitions"] = definitions
+    try:
+        yield create_app(tight.settings, tight).test_client()
+    finally:
+        tight.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "answered"),
+    [
+        ("/fhir/Patient?_sort=family", lambda b: b["entry"][0]["resource"]["name"][0]["family"]),
+        ("/fhir/Patient?_total=accurate&_count=1&gender=male", lambda b: b["total"]),
+        ("/fhir/Patient/_history", lambda b: b["total"]),
+        ("/fhir/_history", lambda b: b["total"]),
+    ],
+)
+def test_a_query_over_budget_answers_too_costly_and_the_server_keeps_serving(
+    loaded: FlaskClient,
+    tight_client: FlaskClient,
+    path: str,
+    answered: Callable[[dict[str, Any]], Any],
+) -> None:
+    outcome = assert_outcome(tight_client.get(path), 400, "FHIRHUB_QUERY_TIMEOUT_MS")
+    assert outcome["issue"][0]["code"] == "too-costly"
+    # The same query within the default budget, on the same database, is answered.
+    assert answered(body(loaded.get(path))) in ("Budget000", PATIENTS)
