@@ -23,6 +23,9 @@ from fhirhub.storage.store import utc_now_ms
 # Chains and _has resolve to at most this many ids; beyond it the search is too costly.
 MAX_INTERMEDIATE = 1000
 MAX_INCLUDES = 1000
+# Where the database cannot sort a large result cheaply (FerretDB), up to this many matches
+# are put in _id order here; beyond it a search without _sort pages in stored order.
+KEY_ORDER_IN_MEMORY = 1000
 INCLUDE_ITERATIONS = 3
 
 
@@ -149,7 +152,7 @@ class SearchService:
             return {"relation": relation, "url": f"{self.base}/{self_path}?{urlencode(params)}"}
 
         links = [link("first", {})]
-        if keyset:
+        if keyset and (query.cursor or not query.offset):
             direction, _, anchor = (query.cursor or "").partition(":")
             page_filter = query_filter
             order = 1
@@ -159,7 +162,9 @@ class SearchService:
                 op = "$gt" if direction == "after" else "$lt"
                 order = 1 if direction == "after" else -1
                 page_filter = {"$and": [query_filter, {"_id": {op: anchor}}]}
-            docs = self.store.find(page_filter, [("_id", order)], 0, query.count + 1)
+            docs = self._in_key_order(page_filter, order, query.count + 1, bool(anchor))
+            if docs is None:  # too many matches to order by key here: stored order
+                return self._stored_order_page(query, query_filter, links, link)
             more = len(docs) > query.count
             docs = docs[: query.count]
             if order == -1:
@@ -173,7 +178,46 @@ class SearchService:
             if docs and has_previous:
                 links.append(link("previous", {"_cursor": f"before:{docs[0]['_id']}"}))
             return docs, links
+        if keyset:  # an _offset without _sort: a page of the stored order
+            return self._stored_order_page(query, query_filter, links, link)
         docs = self.store.find(query_filter, sort, query.offset, query.count + 1)
+        return self._offset_page(query, docs, links, link)
+
+    def _in_key_order(
+        self, page_filter: Document, order: int, limit: int, anchored: bool
+    ) -> list[Document] | None:
+        """The first `limit` matches in _id order; None when the database cannot sort them
+        without reading every match and there are more than KEY_ORDER_IN_MEMORY."""
+        if self.store.sorts_large_results:
+            return self.store.find(page_filter, [("_id", order)], 0, limit)
+        found = self.store.find(page_filter, [], 0, KEY_ORDER_IN_MEMORY + 1)
+        if len(found) > KEY_ORDER_IN_MEMORY:
+            if not anchored:
+                return None
+            # A _cursor from when the result was small: keep its order, at full cost.
+            return self.store.find(page_filter, [("_id", order)], 0, limit)
+        found.sort(key=lambda d: str(d["_id"]), reverse=order == -1)
+        return found[:limit]
+
+    def _stored_order_page(
+        self,
+        query: SearchQuery,
+        query_filter: Document,
+        links: list[dict[str, str]],
+        link: Callable[[str, dict[str, str]], dict[str, str]],
+    ) -> tuple[list[Document], list[dict[str, str]]]:
+        """Offset paging in the order the database returns matches (no sort: on FerretDB
+        the cost is the offset plus the page, not every match)."""
+        docs = self.store.find(query_filter, [], query.offset, query.count + 1)
+        return self._offset_page(query, docs, links, link)
+
+    @staticmethod
+    def _offset_page(
+        query: SearchQuery,
+        docs: list[Document],
+        links: list[dict[str, str]],
+        link: Callable[[str, dict[str, str]], dict[str, str]],
+    ) -> tuple[list[Document], list[dict[str, str]]]:
         more = len(docs) > query.count
         docs = docs[: query.count]
         links.insert(0, link("self", {"_offset": str(query.offset)} if query.offset else {}))

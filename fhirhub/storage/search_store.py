@@ -40,8 +40,19 @@ def fresh_document(resource: dict[str, Any], moment: datetime, index: dict[str, 
 
 class SearchStore:
     def __init__(self, db: Database, budget_ms: int = DEFAULT_BUDGET_MS):
+        self.db = db
         self.resources = db[RESOURCES]
         self.budget_ms = budget_ms  # per query (storage/budget.py)
+        self._sorts: bool | None = None
+
+    @property
+    def sorts_large_results(self) -> bool:
+        """Can the database return the first few matches in key order without reading all
+        of them? MongoDB can (indexes); FerretDB 1.24 cannot: it fetches every match and
+        sorts in Go, while an unsorted limited query stops early (storage/budget.py)."""
+        if self._sorts is None:
+            self._sorts = "ferretdbVersion" not in self.db.client.admin.command("buildInfo")
+        return self._sorts
 
     def find(
         self,

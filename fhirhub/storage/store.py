@@ -43,6 +43,8 @@ from fhirhub.storage.documents import (
 STALE_AFTER = timedelta(seconds=30)
 INSERT_CHUNK = 100
 PARALLEL_MIN_DOCS = 40
+# FerretDB: histories up to this many versions are read once and ordered here (history_page).
+SORT_IN_MEMORY = 1000
 # Shared by all requests: bounds the database connections one process uses for bulk work.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-bulk")
 Document = dict[str, Any]
@@ -92,6 +94,7 @@ class ResourceStore:
     ):
         self.db = db
         self.budget_ms = budget_ms  # per history query (storage/budget.py)
+        self._sorts: bool | None = None
         # Search index fields for a resource: needed when a current document is rebuilt from
         # a history version (compensation, roll-forward), which carries no index.
         self.index_of = index_of
@@ -456,11 +459,37 @@ class ResourceStore:
                 query["ts"]["$gte"] = since
             if before:
                 query["ts"]["$lte"] = before
-        sort = [("v", DESCENDING)] if resource_id else [("ts", DESCENDING), ("_id", ASCENDING)]
-        cursor = self.history.find(query).sort(sort).skip(offset).limit(count)
         with within_budget("this history", self.budget_ms):
+            if not self.sorts_large_results:
+                # FerretDB sorts in Go after reading every match either way; up to
+                # SORT_IN_MEMORY versions, one unsorted read (which stops early) is the
+                # page and the total at once, instead of a count and a sorted read.
+                found = list(
+                    self.history.find(query).limit(SORT_IN_MEMORY + 1).max_time_ms(self.budget_ms)
+                )
+                if len(found) <= SORT_IN_MEMORY:
+                    ordered = _newest_first(found, by_version=resource_id is not None)
+                    page = ordered[offset : offset + count]
+                    return [StoredVersion.from_doc(d) for d in page], len(found)
+            sort = [("v", DESCENDING)] if resource_id else [("ts", DESCENDING), ("_id", ASCENDING)]
+            cursor = self.history.find(query).sort(sort).skip(offset).limit(count)
             total = self.history.count_documents(query, maxTimeMS=self.budget_ms)
             return [StoredVersion.from_doc(d) for d in cursor.max_time_ms(self.budget_ms)], total
+
+    @property
+    def sorts_large_results(self) -> bool:
+        """False on FerretDB 1.24, which never pushes a sort down (see ensure_indexes)."""
+        if self._sorts is None:
+            self._sorts = not self.is_ferretdb()
+        return self._sorts
+
+
+def _newest_first(docs: list[Document], by_version: bool) -> list[Document]:
+    """History order: an instance's versions by number, otherwise by time (then _id)."""
+    if by_version:
+        return sorted(docs, key=lambda d: int(d["v"]), reverse=True)
+    by_key = sorted(docs, key=lambda d: str(d["_id"]))
+    return sorted(by_key, key=lambda d: d["ts"], reverse=True)  # stable: ties keep _id order
 
 
 @dataclass
