@@ -35,10 +35,10 @@ def collection_tables(port: int, db_name: str) -> dict[str, str]:
 
 def use_lz4(port: int, db_name: str) -> bool:
     """Compress the large documents with lz4 instead of pglz: pglz_compress was a fifth of
-    PostgreSQL's CPU on inserts (perf), and autovacuum's ANALYZE decompresses every sampled
-    row once per expression index. Measured per create at 16 connections: PostgreSQL CPU
-    0.47-0.52 -> 0.41-0.45 ms. Applies to values written from now on; older rows stay
-    readable as they are. False when this PostgreSQL was built without lz4."""
+    the PostgreSQL backends' CPU during transaction ingest (perf), and autovacuum's ANALYZE
+    decompresses every sampled row once per expression index. Applies to values written
+    from now on; older rows stay readable as they are. False when this PostgreSQL was built
+    without lz4."""
     tables = collection_tables(port, db_name)
     statements = [
         f'alter table "{db_name}"."{tables[c]}" alter column _jsonb set compression lz4'
