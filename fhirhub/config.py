@@ -134,7 +134,9 @@ class Settings:
             db_backend=backend,
             db_port=_int(env, "FHIRHUB_DB_PORT", defaults.db_port),
             pg_port=_int(env, "FHIRHUB_PG_PORT", defaults.pg_port),
-            var_dir=Path(env["FHIRHUB_VAR_DIR"])
+            # Absolute: PostgreSQL runs in its data directory, so a relative socket or lock
+            # path under a relative FHIRHUB_VAR_DIR would point somewhere else (start failed).
+            var_dir=Path(env["FHIRHUB_VAR_DIR"]).absolute()
             if env.get("FHIRHUB_VAR_DIR")
             else defaults.var_dir,
             tools_dir=Path(env["FHIRHUB_TOOLS_DIR"])

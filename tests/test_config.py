@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fhirhub.config import Settings
@@ -39,3 +41,12 @@ def test_access_log_is_a_setting() -> None:
     assert "--access-logfile" not in gunicorn_command(Settings.from_env({}))
     logged = gunicorn_command(Settings.from_env({"FHIRHUB_ACCESS_LOG": "on"}))
     assert logged[logged.index("--access-logfile") + 1] == "-"
+
+
+def test_a_relative_var_dir_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL runs in its data directory: a relative path would no longer point there.
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"FHIRHUB_VAR_DIR": "var/here"})
+    assert settings.var_dir == tmp_path / "var" / "here"
