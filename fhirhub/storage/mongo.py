@@ -28,6 +28,10 @@ def connect(settings: Settings) -> MongoClient:
     )
 
 
+def is_ferretdb(db: Database) -> bool:
+    return "ferretdbVersion" in db.client.admin.command("buildInfo")
+
+
 def ping(db: Database) -> None:
     db.command("ping")
 

@@ -10,6 +10,7 @@ from pymongo.database import Database
 
 from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import RESOURCES, StoredVersion, decoded, index_fields
+from fhirhub.storage.mongo import is_ferretdb
 
 Document = dict[str, Any]
 
@@ -51,7 +52,7 @@ class SearchStore:
         of them? MongoDB can (indexes); FerretDB 1.24 cannot: it fetches every match and
         sorts in Go, while an unsorted limited query stops early (storage/budget.py)."""
         if self._sorts is None:
-            self._sorts = "ferretdbVersion" not in self.db.client.admin.command("buildInfo")
+            self._sorts = not is_ferretdb(self.db)
         return self._sorts
 
     def find(

@@ -39,6 +39,7 @@ from fhirhub.storage.documents import (
     version_key,
     versions_filter,
 )
+from fhirhub.storage.mongo import is_ferretdb
 
 STALE_AFTER = timedelta(seconds=30)
 INSERT_CHUNK = 100
@@ -135,7 +136,7 @@ class ResourceStore:
             )
 
     def is_ferretdb(self) -> bool:
-        return "ferretdbVersion" in self.db.client.admin.command("buildInfo")
+        return is_ferretdb(self.db)
 
     # -- reads ---------------------------------------------------------------------------
 
