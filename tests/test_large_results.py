@@ -15,11 +15,13 @@ from tests.helpers import FHIR_JSON, body, patient
 
 PATIENTS = 130
 IN_MEMORY = 50  # stands in for the 1,000 of production, so the test needs few resources
+WHOLE_READ = 10  # and this for its 100
 
 
 @pytest.fixture
 def many(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
     monkeypatch.setattr(search_service, "KEY_ORDER_IN_MEMORY", IN_MEMORY)
+    monkeypatch.setattr(search_service, "WHOLE_READ", WHOLE_READ)
     monkeypatch.setattr(resource_store, "SORT_IN_MEMORY", IN_MEMORY)
     entries = [
         {
@@ -61,15 +63,31 @@ def test_a_large_search_pages_through_every_match_once(many: FlaskClient, hub: H
         assert "total" not in result[0]
 
 
-def test_a_small_search_keeps_key_order_and_cursor_paging(many: FlaskClient) -> None:
-    result = pages(many, "/fhir/Patient?gender=female&_count=8")
+@pytest.mark.parametrize(
+    ("query", "matches"),
+    [
+        ("gender=female", 20),  # ordered by key, pages read by key
+        ("gender=female&family=Many00", 10),  # few: read whole at once
+    ],
+)
+def test_a_small_search_keeps_key_order_and_cursor_paging(
+    many: FlaskClient, query: str, matches: int
+) -> None:
+    result = pages(many, f"/fhir/Patient?{query}&_count=4")
     ids = [e["resource"]["id"] for page in result for e in page["entry"]]
-    assert len(ids) == 20
+    assert len(ids) == matches
+    assert len(set(ids)) == matches
     assert ids == sorted(ids)
     next_links = [
         link["url"] for p in result[:-1] for link in p["link"] if link["relation"] == "next"
     ]
     assert next_links and all("_cursor=" in url for url in next_links)
+    # Back from the last page gives the page before it.
+    previous = [link["url"] for link in result[-1]["link"] if link["relation"] == "previous"]
+    back = body(many.get(previous[0].removeprefix("http://testserver")))
+    assert [e["resource"]["id"] for e in back["entry"]] == [
+        e["resource"]["id"] for e in result[-2]["entry"]
+    ]
 
 
 @pytest.mark.parametrize("path", ["/fhir/Patient/_history", "/fhir/_history"])

@@ -26,6 +26,8 @@ MAX_INCLUDES = 1000
 # Where the database cannot sort a large result cheaply (FerretDB), up to this many matches
 # are put in _id order here; beyond it a search without _sort pages in stored order.
 KEY_ORDER_IN_MEMORY = 1000
+# Up to this many, the matches are read whole at once (a read per key costs ~1 ms each).
+WHOLE_READ = 100
 INCLUDE_ITERATIONS = 3
 
 
@@ -190,14 +192,20 @@ class SearchService:
         without reading every match and there are more than KEY_ORDER_IN_MEMORY."""
         if self.store.sorts_large_results:
             return self.store.find(page_filter, [("_id", order)], 0, limit)
-        found = self.store.find(page_filter, [], 0, KEY_ORDER_IN_MEMORY + 1)
-        if len(found) > KEY_ORDER_IN_MEMORY:
+        found = self.store.find(page_filter, [], 0, WHOLE_READ + 1)
+        if len(found) <= WHOLE_READ:  # few matches: one read of all of them
+            found.sort(key=lambda d: str(d["_id"]), reverse=order == -1)
+            return found[:limit]
+        # More: keys only, and the page's documents read by key, so the other matches are
+        # neither sent nor decoded (957 Observations, first 10: 388 -> 241 ms).
+        keys = self.store.ids(page_filter, KEY_ORDER_IN_MEMORY + 1)
+        if len(keys) > KEY_ORDER_IN_MEMORY:
             if not anchored:
                 return None
             # A _cursor from when the result was small: keep its order, at full cost.
             return self.store.find(page_filter, [("_id", order)], 0, limit)
-        found.sort(key=lambda d: str(d["_id"]), reverse=order == -1)
-        return found[:limit]
+        keys.sort(reverse=order == -1)
+        return self.store.by_keys(keys[:limit])
 
     def _stored_order_page(
         self,

@@ -91,7 +91,7 @@ class SearchStore:
         if never_matches(query_filter):
             return []
         cursor = self.resources.find(query_filter, {"_id": 1}).limit(limit)
-        with within_budget("a chained search", self.budget_ms):
+        with within_budget("the search", self.budget_ms):
             return [d["_id"] for d in cursor.max_time_ms(self.budget_ms)]
 
     def field_values(self, query_filter: Document, field: str, limit: int) -> list[Any]:
