@@ -18,6 +18,7 @@ from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
+from fhirhub.operations.registry import OperationRegistry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
@@ -156,8 +157,15 @@ class Hub:
         return None
 
     @cached_property
+    def operations(self) -> OperationRegistry:
+        """Custom FHIR operations: each domain package registers its own here."""
+        registry = OperationRegistry(self.settings.fhir_base, self.started)
+        return registry
+
+    @cached_property
     def _support(self) -> ServerSupport:
         resources: tuple[ResourceSupport, ...] = ()
+        operations = self.operations.by_resource()
         if TYPE_INTERACTIONS:
             resources = tuple(
                 ResourceSupport(
@@ -168,13 +176,17 @@ class Hub:
                     conditional_delete="single",
                     read_history=True,
                     update_create=True,
+                    operations=operations.get(name, ()),
                 )
                 for name in sorted(self.definitions.resource_types)
             )
         return ServerSupport(
             resources=resources,
             system_interactions=SYSTEM_INTERACTIONS,
-            operations=(("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
+            operations=(
+                ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
+                *self.operations.system_level(),
+            ),
             patch_formats=("application/json-patch+json", "application/fhir+json"),
             security=capability_security(self.settings) if self.settings.auth else None,
             websocket=self.settings.websocket_url,
