@@ -72,6 +72,9 @@ class Settings:
     worker_threads: int = 8
     worker_poll_ms: int = 100
     start_worker: bool = True
+    # Durable timers run by `fhirhub worker` (fhirhub/timers): threads and scan interval.
+    timer_threads: int = 4
+    timer_poll_ms: int = 250
     # Open Subscription websockets per web process; each holds one gunicorn thread, and
     # `fhirhub serve` adds this many threads so plain requests keep theirs.
     websocket_max: int = 8
@@ -170,6 +173,8 @@ class Settings:
             worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),
             worker_poll_ms=_int(env, "FHIRHUB_WORKER_POLL_MS", defaults.worker_poll_ms),
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
+            timer_threads=_int(env, "FHIRHUB_TIMER_THREADS", defaults.timer_threads),
+            timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),

@@ -26,9 +26,11 @@ from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.mongo import connect
 from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
+from fhirhub.storage.timers import TimerStore
 from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.hooks import write_hooks
 from fhirhub.subscriptions.status import SubscriberStatus
+from fhirhub.timers.registry import TimerRegistry, Timers
 
 if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
@@ -161,6 +163,26 @@ class Hub:
         """Custom FHIR operations: each domain package registers its own here."""
         registry = OperationRegistry(self.settings.fhir_base, self.started)
         return registry
+
+    @cached_property
+    def timer_kinds(self) -> TimerRegistry:
+        """Kinds of durable timer `fhirhub worker` runs: each domain package registers its
+        own here."""
+        return TimerRegistry()
+
+    @cached_property
+    def timer_store(self) -> TimerStore:
+        return TimerStore(self.db)
+
+    @cached_property
+    def timers(self) -> Timers:
+        """Planning timer jobs by key (web requests and reactions alike)."""
+        return Timers(self.timer_store, self.timer_kinds, on_planned=self._wake_timers)
+
+    def _wake_timers(self) -> None:
+        runner = self.__dict__.get("timer_runner")
+        if runner is not None:
+            runner.wake()
 
     @cached_property
     def _support(self) -> ServerSupport:
