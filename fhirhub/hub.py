@@ -19,11 +19,13 @@ from fhirhub.fhir.search.extract import Extractor
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
 from fhirhub.operations.registry import OperationRegistry
+from fhirhub.reactions.registry import ReactionQueue, ReactionRegistry, reaction_kind
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.mongo import connect
+from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
 from fhirhub.storage.timers import TimerStore
@@ -168,7 +170,18 @@ class Hub:
     def timer_kinds(self) -> TimerRegistry:
         """Kinds of durable timer `fhirhub worker` runs: each domain package registers its
         own here."""
-        return TimerRegistry()
+        kinds = TimerRegistry()
+        kinds.register(reaction_kind(self.reactions, OutboxStore(self.db)))
+        return kinds
+
+    @cached_property
+    def reactions(self) -> ReactionRegistry:
+        """Handlers the worker runs on committed changes: domain packages register here."""
+        return ReactionRegistry()
+
+    @cached_property
+    def reaction_queue(self) -> ReactionQueue:
+        return ReactionQueue(self.reactions, self.timers)
 
     @cached_property
     def timer_store(self) -> TimerStore:

@@ -103,6 +103,7 @@ class NotificationWorker:
             answers,
             on_enqueued=self._notify,
             sockets=sockets,
+            reactions=hub.reaction_queue,
         )
         self.agent = DeliveryAgent(
             self.deliveries,
