@@ -37,6 +37,7 @@ from fhirhub.timers.registry import TimerRegistry, Timers
 if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
     from fhirhub.auth.service import AuthService
+    from fhirhub.channels.service import Channels
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -191,6 +192,22 @@ class Hub:
     def timers(self) -> Timers:
         """Planning timer jobs by key (web requests and reactions alike)."""
         return Timers(self.timer_store, self.timer_kinds, on_planned=self._wake_timers)
+
+    @cached_property
+    def channels(self) -> Channels:
+        """Outbound email, SMS and rest-hook, each message recorded as a Communication
+        (used by the worker only)."""
+        from fhirhub.channels.factory import build_channels
+        from fhirhub.storage.outbound import OutboundStore
+
+        def record(resource: dict[str, Any]) -> None:
+            self.resources.update("Communication", str(resource["id"]), resource)
+
+        def exists(communication_id: str) -> bool:
+            stored = self.store.current("Communication", communication_id)
+            return stored is not None and not stored.deleted
+
+        return build_channels(self.settings, OutboundStore(self.db), record, exists)
 
     def _wake_timers(self) -> None:
         runner = self.__dict__.get("timer_runner")

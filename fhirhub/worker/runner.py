@@ -139,6 +139,7 @@ class NotificationWorker:
             settings.timer_poll_ms / 1000,
         )
         hub.__dict__["timer_runner"] = self.timers  # local plans wake it at once
+        _ = hub.channels  # outbound channel settings are checked at start
 
     def _sender(self) -> Sender:
         sender: Sender | None = getattr(self._local, "sender", None)
