@@ -23,6 +23,7 @@ from fhirhub.reactions.registry import ReactionQueue, ReactionRegistry, reaction
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
+from fhirhub.service.write_guards import WriteGuard
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.mongo import connect
 from fhirhub.storage.outbox import OutboxStore
@@ -59,6 +60,7 @@ class Hub:
         self.settings = settings
         self.client = client or connect(settings)
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._domains_registered = False
 
     @property
     def db(self) -> Database:
@@ -117,7 +119,27 @@ class Hub:
             self.index_resource,
             self.search.find_versions,
             self.write_hooks,
+            self.write_guards,
         )
+
+    @cached_property
+    def write_guards(self) -> dict[str, WriteGuard]:
+        """Synchronous checks before writes commit (booking claims), by resource type."""
+        guards: dict[str, WriteGuard] = {}
+        self.__dict__["write_guards"] = guards
+        self._register_domains()
+        return guards
+
+    def _register_domains(self) -> None:
+        """Each domain package plugs its operations, write guards, reactions and timer
+        kinds into the mechanisms. Runs once, when the first registry is asked for: the flag
+        is set first because registering touches the registries itself."""
+        if self._domains_registered:
+            return
+        self._domains_registered = True
+        from fhirhub.scheduling import wiring as scheduling
+
+        scheduling.register(self)
 
     @cached_property
     def write_hooks(self) -> dict[str, WriteHook]:
@@ -165,6 +187,8 @@ class Hub:
     def operations(self) -> OperationRegistry:
         """Custom FHIR operations: each domain package registers its own here."""
         registry = OperationRegistry(self.settings.fhir_base, self.started)
+        self.__dict__["operations"] = registry
+        self._register_domains()
         return registry
 
     @cached_property
@@ -172,13 +196,18 @@ class Hub:
         """Kinds of durable timer `fhirhub worker` runs: each domain package registers its
         own here."""
         kinds = TimerRegistry()
+        self.__dict__["timer_kinds"] = kinds
         kinds.register(reaction_kind(self.reactions, OutboxStore(self.db)))
+        self._register_domains()
         return kinds
 
     @cached_property
     def reactions(self) -> ReactionRegistry:
         """Handlers the worker runs on committed changes: domain packages register here."""
-        return ReactionRegistry()
+        registry = ReactionRegistry()
+        self.__dict__["reactions"] = registry
+        self._register_domains()
+        return registry
 
     @cached_property
     def reaction_queue(self) -> ReactionQueue:
