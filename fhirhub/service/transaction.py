@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jsonpatch
-import orjson
 
 from fhirhub.fhir import fhirpath_patch
 from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
+from fhirhub.fhir.json_body import parse_json
 from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
@@ -314,7 +314,11 @@ def _apply_patch(
             "contentType application/json-patch+json"
         )
     try:
-        operations = orjson.loads(base64.b64decode(str(binary.get("data", ""))))
+        data = base64.b64decode(str(binary.get("data", "")), validate=True)
+    except ValueError:
+        raise BadRequest("PATCH entry: Binary.data is not valid base64") from None
+    operations = parse_json(data)  # the checks of a request body (json_body.py)
+    try:
         patched = jsonpatch.JsonPatch(operations).apply(current)
     except (ValueError, TypeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
         raise BadRequest("PATCH entry: the JSON Patch could not be decoded or applied") from None
