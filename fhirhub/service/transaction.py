@@ -23,6 +23,7 @@ from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
 from fhirhub.service.resources import ResourceService, parse_etag
+from fhirhub.storage.conditional_claims import ConditionalClaim, normalised
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import PlannedWrite, fhir_instant
 from fhirhub.storage.transactions import StagedTransaction
@@ -56,8 +57,21 @@ class TransactionProcessor:
         self.base = base
         self.conditional_cache: dict[str, str] = {}
         self.prefetched: dict[tuple[str, str], StoredVersion | None] = {}
+        self.held: list[ConditionalClaim] = []
+        # normalised ifNoneExist criteria -> the id this transaction creates for them: a
+        # second entry with the same criteria finds that resource, as it would in sequence.
+        self.created_for: dict[str, str] = {}
 
     def run(self, ops: list[EntryOp]) -> dict[str, Any]:
+        # Every conditional entry's criteria are claimed for the whole transaction, all at
+        # once in one order (storage/conditional_claims.py): no concurrent conditional write
+        # with the same criteria can slip between this transaction's search and its commit.
+        conditional = [(op.resource_type, c) for op in ops if (c := _criteria(op))]
+        with self.resources.claims.holding(conditional) as held:
+            self.held = held
+            return self._run(ops)
+
+    def _run(self, ops: list[EntryOp]) -> dict[str, Any]:
         ordered = sorted(ops, key=lambda op: ORDER[op.method])
         mapping: dict[str, str] = {}
         targets: list[Target] = []
@@ -104,6 +118,8 @@ class TransactionProcessor:
         except BaseException:
             staged.abort()
             raise
+        if plans:
+            self.resources.claims.check(self.held)
         stored = staged.apply(plans) if plans else []
         responses: dict[int, dict[str, Any]] = {}
         for target, version in zip(planned, stored, strict=True):
@@ -144,14 +160,21 @@ class TransactionProcessor:
         if op.method == "POST":
             if op.resource_id:
                 raise BadRequest("POST url must be a resource type, not an instance")
+            criteria = None
             if op.if_none_exist:
+                criteria = normalised(op.resource_type, op.if_none_exist)
                 matches = self.resources.find(op.resource_type, op.if_none_exist, "ifNoneExist")
                 if len(matches) > 1:
                     raise PreconditionFailed(f"ifNoneExist {op.if_none_exist!r} matches several")
                 if matches:
                     self._map(op, mapping, matches[0].resource_id)
                     return Target(op, matches[0].resource_id, existing=True)
+                if criteria in self.created_for:
+                    self._map(op, mapping, self.created_for[criteria])
+                    return Target(op, self.created_for[criteria], existing=True)
             new_id = str(uuid.uuid4())
+            if criteria is not None:
+                self.created_for[criteria] = new_id
             self._map(op, mapping, new_id)
             return Target(op, new_id)
         if op.resource_id is None:
@@ -270,6 +293,15 @@ class TransactionProcessor:
             assert current is not None
             return version_entry(200, current)
         return {"response": {"status": "204 No Content"}}
+
+
+def _criteria(op: EntryOp) -> str | None:
+    """The criteria of a conditional write entry (None for anything else)."""
+    if op.method == "POST":
+        return op.if_none_exist
+    if op.method in ("PUT", "PATCH", "DELETE") and op.resource_id is None and op.query:
+        return op.query
+    return None
 
 
 def version_entry(status: int, stored: StoredVersion) -> dict[str, Any]:
