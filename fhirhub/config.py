@@ -56,6 +56,10 @@ class Settings:
     db_socket_timeout_ms: int = 60000
     # Server-side limit on each search and history query (storage/budget.py).
     query_timeout_ms: int = 20000
+    # What one batch/transaction Bundle over the API may ask for (service/bundle_limits.py).
+    bundle_max_entries: int = 10_000
+    bundle_max_search_results: int = 10_000
+    bundle_timeout_ms: int = 60_000
     proxy_hops: int = 0
     # gunicorn's per-request access log on stdout. Off by default: every /fhir request is
     # already in the AuditEvent log (who, what, outcome), and formatting and writing the
@@ -155,6 +159,11 @@ class Settings:
                 env, "FHIRHUB_DB_SOCKET_TIMEOUT_MS", defaults.db_socket_timeout_ms
             ),
             query_timeout_ms=_int(env, "FHIRHUB_QUERY_TIMEOUT_MS", defaults.query_timeout_ms),
+            bundle_max_entries=_int(env, "FHIRHUB_BUNDLE_MAX_ENTRIES", defaults.bundle_max_entries),
+            bundle_max_search_results=_int(
+                env, "FHIRHUB_BUNDLE_MAX_SEARCH_RESULTS", defaults.bundle_max_search_results
+            ),
+            bundle_timeout_ms=_int(env, "FHIRHUB_BUNDLE_TIMEOUT_MS", defaults.bundle_timeout_ms),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(

@@ -22,6 +22,7 @@ from fhirhub.fhir.json_body import parse_json
 from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
+from fhirhub.service.bundle_limits import BundleLimits
 from fhirhub.service.resources import ResourceService, parse_etag
 from fhirhub.storage.conditional_claims import ConditionalClaim, normalised
 from fhirhub.storage.documents import StoredVersion
@@ -50,7 +51,14 @@ def _fail(op: EntryOp, error: FhirError) -> FhirError:
 
 
 class TransactionProcessor:
-    def __init__(self, resources: ResourceService, base: str, searcher: Any = None):
+    def __init__(
+        self,
+        resources: ResourceService,
+        base: str,
+        searcher: Any = None,
+        limits: BundleLimits | None = None,
+    ):
+        self.limits = limits or BundleLimits()
         self.searcher = searcher
         self.resources = resources
         self.store = resources.store
@@ -77,6 +85,7 @@ class TransactionProcessor:
         targets: list[Target] = []
         seen: set[str] = set()
         for op in ordered:
+            self.limits.check_time("the transaction was not applied")
             try:
                 target = self._resolve(op, mapping)
             except FhirError as error:
@@ -100,6 +109,7 @@ class TransactionProcessor:
         creates: list[PlannedWrite] = []
         try:
             for target in targets:
+                self.limits.check_time("the transaction was not applied")
                 try:
                     plan = self._plan(target, mapping)
                 except FhirError as error:
@@ -119,7 +129,12 @@ class TransactionProcessor:
             staged.abort()
             raise
         if plans:
-            self.resources.claims.check(self.held)
+            try:
+                self.limits.check_time("the transaction was not applied")
+                self.resources.claims.check(self.held)
+            except BaseException:
+                staged.abort()
+                raise
         stored = staged.apply(plans) if plans else []
         responses: dict[int, dict[str, Any]] = {}
         for target, version in zip(planned, stored, strict=True):
