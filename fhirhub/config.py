@@ -34,6 +34,13 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be on/off, got {raw!r}")
 
 
+def _url_limit(env: dict[str, str], default: int) -> int:
+    value = _int(env, "FHIRHUB_MAX_URL_BYTES", default)
+    if not 256 <= value <= 8190:  # gunicorn reads no longer request line than 8190 bytes
+        raise ConfigurationError(f"FHIRHUB_MAX_URL_BYTES must be 256..8190, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -51,6 +58,9 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache")
     web_workers: int = 2
     max_body_bytes: int = 16 * 1024 * 1024
+    # Longest request line gunicorn reads (method, URL, protocol); 414 beyond. 8190 is
+    # gunicorn's own maximum.
+    max_url_bytes: int = 8190
     seed_on_empty: bool = True
     db_timeout_ms: int = 5000
     db_socket_timeout_ms: int = 60000
@@ -151,6 +161,7 @@ class Settings:
             else defaults.cache_dir,
             web_workers=_int(env, "FHIRHUB_WEB_WORKERS", defaults.web_workers),
             max_body_bytes=_int(env, "FHIRHUB_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_url_bytes=_url_limit(env, defaults.max_url_bytes),
             seed_on_empty=_bool(env, "FHIRHUB_SEED", defaults.seed_on_empty),
             db_timeout_ms=_int(env, "FHIRHUB_DB_TIMEOUT_MS", defaults.db_timeout_ms),
             proxy_hops=_int(env, "FHIRHUB_PROXY_HOPS", defaults.proxy_hops),

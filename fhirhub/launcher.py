@@ -77,9 +77,13 @@ def gunicorn_command(settings: Settings, app: str = "fhirhub.app:create_app()") 
         # plus one per socket allowed (the web process refuses sockets beyond that).
         "--threads",
         str(HTTP_THREADS + settings.websocket_max),
-        # Lets open websockets close when a worker is told to stop.
+        # Lets open websockets close when a worker is told to stop, and makes the errors
+        # gunicorn answers itself (414, 431, 400) OperationOutcomes.
         "--config",
         "python:fhirhub.gunicorn_hooks",
+        # FHIR searches make long URLs: gunicorn's largest request line instead of 4094.
+        "--limit-request-line",
+        str(settings.max_url_bytes),
         *access_log,
         "--log-level",
         "warning",
