@@ -18,6 +18,11 @@ from fhirhub.fhir.errors import ConfigurationError
 PG_USER = "fhirhub"
 PG_DATABASE = "ferretdb"
 AUTOVACUUM_NAPTIME = "5s"
+# A 201 means durable: a commit returns only once its WAL is flushed to disk. With
+# synchronous_commit=off a kill -9 of the postmaster lost 6-9 of 522 acknowledged creates
+# (tests/test_durability.py). Given on the command line, which outranks postgresql.conf and
+# ALTER SYSTEM, so no file edit can quietly weaken them.
+DURABILITY = "-c synchronous_commit=on -c fsync=on -c full_page_writes=on"
 
 
 def bin_dir() -> Path:
@@ -84,7 +89,7 @@ class PostgresCluster:
         return f"postgres://{PG_USER}@127.0.0.1:{self.port}/{PG_DATABASE}"
 
     def running(self) -> bool:
-        return (self.data_dir / "postmaster.pid").exists() and port_in_use(self.port)
+        return self.postmaster_pid() is not None and port_in_use(self.port)
 
     def start(self) -> None:
         pg_bin = bin_dir()
@@ -114,7 +119,7 @@ class PostgresCluster:
             )
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} "
-            "-c synchronous_commit=off "
+            f"{DURABILITY} "
             # Outbox and delivery tables churn fast; see storage/delivery_vacuum.py.
             f"-c autovacuum_naptime={AUTOVACUUM_NAPTIME}"
         )
@@ -151,8 +156,23 @@ class PostgresCluster:
         if proc.returncode != 0 and "already exists" not in proc.stderr:
             raise ConfigurationError(f"PostgreSQL createdb failed: {proc.stderr.strip()}")
 
+    def postmaster_pid(self) -> int | None:
+        """The live postmaster's pid; None when none runs (also after a kill -9, which
+        leaves its postmaster.pid behind: pg_ctl start then replaces it)."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, owned by the postgres user
+        return pid
+
     def stop(self) -> None:
-        if not (self.data_dir / "postmaster.pid").exists():
+        if self.postmaster_pid() is None:
             return
         _check(
             [str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
