@@ -21,6 +21,7 @@ from fhirhub.hub import Hub
 from fhirhub.runtime import start_database, unwind_on_sigterm
 from fhirhub.supervision.board import Board, board_path
 from fhirhub.supervision.parts import FerretdbPart, PostgresPart, ProcessPart
+from fhirhub.supervision.reaper import become_subreaper
 from fhirhub.supervision.supervisor import CHECK_S, SUPERVISOR_LOG, Supervisor
 
 HTTP_THREADS = 8
@@ -29,6 +30,7 @@ HTTP_THREADS = 8
 def serve(settings: Settings) -> None:
     unwind_on_sigterm()
     _log_supervision()
+    become_subreaper()  # before PostgreSQL starts: its postmaster is then adopted by us
     if port_in_use(settings.port, settings.host):
         raise ConfigurationError(
             f"port {settings.port} is already in use on {settings.host}: stop that program "

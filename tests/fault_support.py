@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fhirhub.embedded.database import EmbeddedDatabase
 from fhirhub.embedded.ports import free_port
+from fhirhub.fhir.errors import ConfigurationError
 
 
 @contextmanager
@@ -63,6 +64,22 @@ def kill_postgres(data_dir: Path, whole_group: bool = True) -> int:
     else:
         os.kill(pid, signal.SIGKILL)
     return pid
+
+
+def restart_database(database: EmbeddedDatabase, timeout: float = 30) -> None:
+    """Start again after a kill, as serve's supervisor would: a killed postmaster's zombie
+    (until its adoptive parent reaps it) or backends still exiting make PostgreSQL refuse
+    to start for a moment."""
+    database.stop()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            database.start()
+            return
+        except ConfigurationError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from fhirhub.embedded.database import EmbeddedDatabase
 from fhirhub.embedded.postgres import psql
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.hub import Hub
-from tests.fault_support import CreateLoad, kill_postgres, private_database
+from tests.fault_support import CreateLoad, kill_postgres, private_database, restart_database
 from tests.helpers import FHIR_JSON, patient
 
 KILLS = 3
@@ -64,8 +64,7 @@ def test_no_acknowledged_create_is_lost_when_postgresql_is_killed(
         for _ in range(KILLS):
             assert load.wait_for_more(load.count() + 150, 60), "creates do not go through"
             kill_postgres(database.postgres.data_dir)
-            database.stop()  # FerretDB too: its connections to the old postmaster are gone
-            database.start()
+            restart_database(database)  # FerretDB too: its connections to PostgreSQL are gone
     finally:
         load.finish()
         acknowledged = list(load.acknowledged)

@@ -72,6 +72,15 @@ def _chown_for_postgres(path: Path) -> None:
             parent.chmod(mode | 0o011)
 
 
+def _zombie(pid: int) -> bool:
+    """Dead but not yet reaped (see supervision/reaper.py)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
 def _check(cmd: list[str], what: str) -> None:
     proc = subprocess.run(_as_owner(cmd), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -169,7 +178,7 @@ class PostgresCluster:
             return None
         except PermissionError:
             pass  # alive, owned by the postgres user
-        return pid
+        return None if _zombie(pid) else pid
 
     def stop(self) -> None:
         if self.postmaster_pid() is None:

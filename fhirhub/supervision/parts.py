@@ -27,6 +27,10 @@ class Part(Protocol):
     def stop(self) -> None: ...
 
 
+class ProcessOwner:
+    """A part whose process is a child of serve (a Popen reaps it, not the reaper)."""
+
+
 def describe_status(code: int) -> str:
     if code < 0:
         try:
@@ -65,7 +69,7 @@ class PostgresPart:
         pass  # serve stops the database last, after the processes that use it
 
 
-class FerretdbPart:
+class FerretdbPart(ProcessOwner):
     name = "ferretdb"
 
     def __init__(self, database: EmbeddedDatabase):
@@ -86,7 +90,7 @@ class FerretdbPart:
         pass  # as PostgresPart.stop
 
 
-class ProcessPart:
+class ProcessPart(ProcessOwner):
     """A child process in a session of its own: a terminal's Ctrl-C reaches only serve, which
     stops each child once (a gthread gunicorn worker that gets a second signal while
     shutting down deadlocks), and killpg at the end leaves none of its processes behind."""

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fhirhub.supervision.board import RESTARTING, STOPPED, UP, Board
-from fhirhub.supervision.parts import Part
+from fhirhub.supervision.parts import Part, ProcessOwner
+from fhirhub.supervision.reaper import reap_adopted
 
 SUPERVISOR_LOG = "fhirhub.serve"
 log = logging.getLogger(SUPERVISOR_LOG)
@@ -72,6 +73,8 @@ class Supervisor:
             ended = part.exited()
             if ended is not None:
                 self._schedule(part, f"{part.name} (pid {part.pid()}) died: {ended}")
+        own = {part.pid() for part in self.parts if isinstance(part, ProcessOwner)}
+        reap_adopted(lambda pid: pid in own)
         self.board.heartbeat()
 
     def _schedule(self, part: Part, why: str) -> None:
