@@ -152,14 +152,15 @@ class EmbeddedDatabase:
             return
         with file_lock(self.root / ".start.lock"):
             self.postgres.start()
-            self._stop_ferretdb()
+            # Its requests are failing anyway; a graceful stop waited 3 s for its clients.
+            self._stop_ferretdb(grace_s=0.5)
             self._start_ferretdb()
 
-    def _stop_ferretdb(self) -> None:
+    def _stop_ferretdb(self, grace_s: float = 10.0) -> None:
         pid = self._ferretdb_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + grace_s
             while _pid_alive(pid) and time.monotonic() < deadline:
                 with contextlib.suppress(ChildProcessError):  # reap it if it is our child
                     os.waitpid(pid, os.WNOHANG)
