@@ -67,6 +67,7 @@ class Receiver:
     hold: threading.Event | None = None  # when set: block requests until it is set
     # When set: the status to answer each request with (from its headers and body).
     respond: Callable[[dict[str, str], bytes], int] | None = None
+    reply_headers: dict[str, str] = field(default_factory=dict)
     arrived: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -93,6 +94,8 @@ class Receiver:
                 if status < 300:
                     receiver.requests.append(Received(self.path, headers, data, time.time()))
                 self.send_response(status)
+                for name, value in receiver.reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -196,3 +196,24 @@ def test_refusals_make_a_suspect_and_at_the_horizon_a_dead_event() -> None:
     forbidden = SendResult(False, error="address not allowed", permanent=True)
     assert decide(POLICY, {}, forbidden, NOW).next is Next.DEAD_SUBSCRIBER
     assert decide(POLICY, {"n": 3}, SendResult(True, 200), NOW).next is Next.DELIVERED
+
+
+def test_a_receivers_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
+    busy = SendResult(False, 503, "HTTP 503", retry_after_s=120)
+    assert decide(POLICY, {"n": 0}, busy, NOW).fields["next"] >= NOW + timedelta(seconds=120)
+    far = SendResult(False, 503, "HTTP 503", retry_after_s=86_400)
+    assert decide(POLICY, {"n": 0}, far, NOW).fields["next"] <= NOW + timedelta(minutes=10)
+
+
+def test_sender_reads_retry_after(receiver: Receiver) -> None:
+    receiver.status = 429
+    receiver.reply_headers["Retry-After"] = "7"
+    sender = Sender(AddressPolicy.parse("loopback"), 2.0)
+    try:
+        result = sender.send(receiver.url, b"{}", {})
+        receiver.reply_headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"
+        dated = sender.send(receiver.url, b"{}", {})
+    finally:
+        sender.close()
+    assert result.status == 429 and result.retry_after_s == 7
+    assert dated.retry_after_s is None  # the date form: the backoff applies

@@ -14,6 +14,7 @@ Two kinds of failure are told apart:
   queue moves on, in order); if it refuses them too, the receiver refuses everything
   (a broken receiver, not a bad event), so nothing is dropped and the queue keeps waiting,
   up to the horizon, after which a still-refused event is dead-lettered alone.
+A receiver's Retry-After (seconds) lengthens the wait, up to the cap.
 A forbidden address is the subscriber's fault, not the event's: dead letter and `error` at
 once.
 """
@@ -88,7 +89,10 @@ def decide(
     if now - first >= policy.horizon:
         gone = kind is Failure.UNAVAILABLE
         return Decision(Next.DEAD_SUBSCRIBER if gone else Next.DEAD_EVENT, fields)
-    fields["next"] = now + policy.delay(attempts)
+    wait = policy.delay(attempts)
+    if result.retry_after_s is not None:  # the receiver says when; within the cap
+        wait = max(wait, min(timedelta(seconds=result.retry_after_s), policy.cap))
+    fields["next"] = now + wait
     if kind is Failure.REFUSED and refusals >= policy.max_refusals:
         return Decision(Next.SUSPECT, fields)
     return Decision(Next.RETRY, fields)
