@@ -90,6 +90,11 @@ def test_a_poison_event_is_dead_lettered_alone_and_the_rest_flow_in_order(
     assert dead[0]["nr"] >= MAX_REFUSALS and "HTTP 500" in dead[0]["err"]
     assert "accepted a later event" in dead[0]["err"]
     assert endpoint_status(client, setup.endpoint) == "active"
+    status = body(client.get(f"/fhir/{setup.endpoint}/$status?state=dead"))
+    delivery = next(p for p in status["parameter"] if p["name"] == "delivery")
+    parts = {p["name"]: p for p in delivery["part"]}
+    assert parts["failure"]["valueCode"] == "refused"
+    assert parts["refusals"]["valueInteger"] >= MAX_REFUSALS
     audits = hub.audit.search({"entity": setup.endpoint}, None, 10)
     assert len(audits) == 1 and f"Observation/{poison}" in audits[0]["entity"]
     # and the queue goes on
