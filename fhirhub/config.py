@@ -79,9 +79,13 @@ class Settings:
     # Empty: loopback and public addresses with the embedded database (dev), public otherwise.
     notify_allowed_hosts: str = ""
     notify_timeout_ms: int = 5_000
+    # Retries (worker/retries.py): refusals of one event before it is suspected poison; a
+    # backoff from base doubling to the cap; the horizon from an event's first failure
+    # after which a receiver still unavailable is given up (subscriber set to error).
     notify_max_attempts: int = 10
     notify_retry_base_ms: int = 1_000
-    notify_retry_max_ms: int = 300_000
+    notify_retry_max_ms: int = 600_000
+    notify_retry_horizon_ms: int = 72 * 3600 * 1000
     worker_lease_ms: int = 30_000
     worker_threads: int = 8
     worker_poll_ms: int = 100
@@ -185,6 +189,9 @@ class Settings:
             ),
             notify_retry_max_ms=_int(
                 env, "FHIRHUB_NOTIFY_RETRY_MAX_MS", defaults.notify_retry_max_ms
+            ),
+            notify_retry_horizon_ms=_int(
+                env, "FHIRHUB_NOTIFY_RETRY_HORIZON_MS", defaults.notify_retry_horizon_ms
             ),
             worker_lease_ms=_int(env, "FHIRHUB_WORKER_LEASE_MS", defaults.worker_lease_ms),
             worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),

@@ -22,7 +22,7 @@ from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
 from fhirhub.storage.deliveries import DeliveryStore
-from fhirhub.storage.mongo import connect
+from fhirhub.storage.mongo import connect, connect_for_health
 from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
 from fhirhub.subscriptions.address_policy import AddressPolicy
@@ -148,9 +148,15 @@ class Hub:
     def projector(self) -> Projector:
         return Projector(self.definitions)
 
+    @cached_property
+    def health_client(self) -> MongoClient:
+        return connect_for_health(self.settings)
+
     def database_problem(self) -> str | None:
+        """None when the database answers a ping (through FerretDB, one that reaches
+        PostgreSQL) within the health timeout; else what went wrong."""
         try:
-            self.db.command("ping")
+            self.health_client[self.settings.db_name].command("ping")
         except PyMongoError as exc:
             return str(exc).split("\n")[0][:200]
         return None
@@ -186,4 +192,6 @@ class Hub:
     def close(self) -> None:
         if "audit" in self.__dict__:
             self.audit.close()
+        if "health_client" in self.__dict__:
+            self.health_client.close()
         self.client.close()
