@@ -14,6 +14,7 @@ from fhirhub.api import (
     errors,
     health,
     metadata,
+    operations,
     rest,
     search,
     smart,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
         app.register_blueprint(auth_audit.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(auth.bp, url_prefix="/auth")
     app.register_blueprint(auth_pages.bp, url_prefix="/auth")
+    operations.install(app, hub.operations, FHIR_PREFIX)  # before rest: its routes are static
     app.register_blueprint(rest.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(search.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)

@@ -90,6 +90,15 @@ class Settings:
     worker_threads: int = 8
     worker_poll_ms: int = 100
     start_worker: bool = True
+    # Durable timers run by `fhirhub worker` (fhirhub/timers): threads and scan interval.
+    timer_threads: int = 4
+    timer_poll_ms: int = 250
+    # Outbound channels (fhirhub/channels): smtp://user:pass@host:port[?starttls] or
+    # smtps://...; an HTTP SMS gateway; the sender address and number.
+    smtp_url: str = ""
+    smtp_from: str = "fhirhub@localhost"
+    sms_url: str = ""
+    sms_from: str = ""
     # Open Subscription websockets per web process; each holds one gunicorn thread, and
     # `fhirhub serve` adds this many threads so plain requests keep theirs.
     websocket_max: int = 8
@@ -197,6 +206,12 @@ class Settings:
             worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),
             worker_poll_ms=_int(env, "FHIRHUB_WORKER_POLL_MS", defaults.worker_poll_ms),
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
+            timer_threads=_int(env, "FHIRHUB_TIMER_THREADS", defaults.timer_threads),
+            timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
+            smtp_url=env.get("FHIRHUB_SMTP_URL", "").strip(),
+            smtp_from=env.get("FHIRHUB_SMTP_FROM", "").strip() or defaults.smtp_from,
+            sms_url=env.get("FHIRHUB_SMS_URL", "").strip(),
+            sms_from=env.get("FHIRHUB_SMS_FROM", "").strip(),
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
