@@ -13,6 +13,7 @@ from fhirhub.api import (
     errors,
     health,
     metadata,
+    render,
     rest,
     search,
     smart,
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
             context.fhir_mime = response_mime(req.args.get("_format"), req.headers.get("Accept"))
 
     errors.register_error_handlers(app)
+    render.install(app)  # write-only secrets: masked in every response
     auth_guard.install(app, settings)  # SMART: authenticate /fhir requests, enforce scopes, audit
     app.register_blueprint(metadata.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(smart.bp, url_prefix=FHIR_PREFIX)

@@ -18,6 +18,7 @@ from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
+from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
@@ -136,7 +137,13 @@ class Hub:
             self.search,
             self.extractor,
             self.definitions,
+            self.access_grants,
         )
+
+    @cached_property
+    def access_grants(self) -> GrantRegistry:
+        """Access-granting types (CareTeam; domain packages register more, e.g. Consent)."""
+        return default_registry()
 
     @cached_property
     def audit(self) -> AuditLog:
