@@ -20,6 +20,7 @@ from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
 from fhirhub.operations.registry import OperationRegistry
 from fhirhub.reactions.registry import ReactionQueue, ReactionRegistry, reaction_kind
+from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
@@ -142,7 +143,13 @@ class Hub:
             self.search,
             self.extractor,
             self.definitions,
+            self.access_grants,
         )
+
+    @cached_property
+    def access_grants(self) -> GrantRegistry:
+        """Access-granting types (CareTeam; domain packages register more, e.g. Consent)."""
+        return default_registry()
 
     @cached_property
     def audit(self) -> AuditLog:
