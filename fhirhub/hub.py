@@ -20,12 +20,13 @@ from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
 from fhirhub.operations.registry import OperationRegistry
 from fhirhub.reactions.registry import ReactionQueue, ReactionRegistry, reaction_kind
+from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
 from fhirhub.service.write_guards import WriteGuard
 from fhirhub.storage.deliveries import DeliveryStore
-from fhirhub.storage.mongo import connect
+from fhirhub.storage.mongo import connect, connect_for_health
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
@@ -164,7 +165,13 @@ class Hub:
             self.search,
             self.extractor,
             self.definitions,
+            self.access_grants,
         )
+
+    @cached_property
+    def access_grants(self) -> GrantRegistry:
+        """Access-granting types (CareTeam; domain packages register more, e.g. Consent)."""
+        return default_registry()
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -176,9 +183,15 @@ class Hub:
     def projector(self) -> Projector:
         return Projector(self.definitions)
 
+    @cached_property
+    def health_client(self) -> MongoClient:
+        return connect_for_health(self.settings)
+
     def database_problem(self) -> str | None:
+        """None when the database answers a ping (through FerretDB, one that reaches
+        PostgreSQL) within the health timeout; else what went wrong."""
         try:
-            self.db.command("ping")
+            self.health_client[self.settings.db_name].command("ping")
         except PyMongoError as exc:
             return str(exc).split("\n")[0][:200]
         return None
@@ -279,4 +292,6 @@ class Hub:
     def close(self) -> None:
         if "audit" in self.__dict__:
             self.audit.close()
+        if "health_client" in self.__dict__:
+            self.health_client.close()
         self.client.close()

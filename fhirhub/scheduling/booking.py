@@ -1,5 +1,5 @@
 """The booking rule on every write of an Appointment ($hold, $book, POST, PUT, PATCH,
-transactions): no actor double-booked, enforced by claims (storage/claims.py).
+transactions): no actor double-booked, enforced by claims (storage/slot_claims.py).
 
 Before the write: the appointment's claim keys (each exclusive actor x 5-minute bucket)
 are inserted; a key another appointment holds is a 409 naming the actor and the time, never
@@ -25,8 +25,8 @@ from fhirhub.fhir.errors import BadRequest, Conflict, Unprocessable
 from fhirhub.scheduling.directory import Directory
 from fhirhub.scheduling.rules import appointments as appts
 from fhirhub.service.write_guards import Ticket
-from fhirhub.storage.claims import ClaimStore, Held
 from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.slot_claims import Held, SlotClaims
 from fhirhub.storage.store import fhir_instant
 
 GRACE = timedelta(minutes=2)  # far longer than a write takes between claim and commit
@@ -35,7 +35,7 @@ BUSY_SLOT = frozenset({"busy", "busy-unavailable", "busy-tentative", "entered-in
 
 @dataclass
 class ClaimTicket:
-    claims: ClaimStore
+    claims: SlotClaims
     owner: str
     keep: set[str]  # claim keys the new version needs
     taken: list[str] = field(default_factory=list)  # claim ids taken for this write
@@ -49,7 +49,7 @@ class ClaimTicket:
 
 class BookingGuard:
     def __init__(
-        self, claims: ClaimStore, directory: Directory, clock: Callable[[], datetime]
+        self, claims: SlotClaims, directory: Directory, clock: Callable[[], datetime]
     ) -> None:
         self.claims = claims
         self.directory = directory

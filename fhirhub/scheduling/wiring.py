@@ -12,7 +12,7 @@ from fhirhub.scheduling.directory import Directory
 from fhirhub.scheduling.operations import declarations
 from fhirhub.scheduling.scheduler import HOLD_KIND, Scheduler
 from fhirhub.scheduling.statistics import NoShowRates
-from fhirhub.storage.claims import ClaimStore
+from fhirhub.storage.slot_claims import SlotClaims
 from fhirhub.storage.store import utc_now_ms
 from fhirhub.storage.timers import Job
 from fhirhub.timers.model import TimerKind
@@ -28,7 +28,7 @@ def register(hub: Hub) -> None:
     except (ValueError, KeyError) as error:
         raise ConfigurationError(f"FHIRHUB_TIMEZONE {settings.timezone!r}: {error}") from None
     directory = Directory(hub.store, hub.search, zone)
-    claims = ClaimStore(hub.db)
+    claims = SlotClaims(hub.db)
     guard = BookingGuard(claims, directory, utc_now_ms)
     hub.write_guards["Appointment"] = guard
     scheduler = Scheduler(

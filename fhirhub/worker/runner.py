@@ -32,9 +32,10 @@ from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.fanout import FanOut
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
 from fhirhub.timers.runner import TimerRunner
-from fhirhub.worker.delivery import DeliveryAgent, RetryPolicy
+from fhirhub.worker.delivery import DeliveryAgent
 from fhirhub.worker.dispatcher import Dispatcher, EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.retries import RetryPolicy
 from fhirhub.worker.sender import Sender
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class NotificationWorker:
                 settings.notify_max_attempts,
                 timedelta(milliseconds=settings.notify_retry_base_ms),
                 timedelta(milliseconds=settings.notify_retry_max_ms),
+                timedelta(milliseconds=settings.notify_retry_horizon_ms),
             ),
             self.owner,
             self.lease,

@@ -47,7 +47,7 @@ class Held:
     at: datetime
 
 
-class ClaimStore:
+class SlotClaims:
     def __init__(self, db: Database, clock: Clock = utc_now_ms):
         self.claims = db[CLAIMS]
         self.ends = db[ENDS]
