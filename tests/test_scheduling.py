@@ -11,7 +11,10 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhirhub.app import create_app
+from fhirhub.config import Settings
 from fhirhub.hub import Hub
+from tests.auth_helpers import register_app
 from tests.helpers import FHIR_JSON, assert_outcome, body, create
 from tests.scheduling_support import (
     SPECIALTY,
@@ -22,6 +25,7 @@ from tests.scheduling_support import (
     params,
     post,
 )
+from tests.test_auth_enforcement import caller
 
 
 def find(client: FlaskClient, query: str) -> list[dict[str, Any]]:
@@ -247,3 +251,53 @@ def test_operations_are_listed(client: FlaskClient) -> None:
     assert {"start", "end", "practitioner", "specialty", "_count"} <= {
         p["name"] for p in definition["parameter"]
     }
+
+
+def test_patient_books_for_self_only(settings: Settings, auth_hub: Hub) -> None:
+    """A SMART patient token finds and books for its own patient; naming another patient
+    is 403 with nothing written, and others' bookings show only as busy time."""
+    staff = Hub(settings)  # the same database, no authorization: the clinic's set-up
+    staff.__dict__["definitions"] = auth_hub.definitions
+    try:
+        c = clinic(create_app(settings, staff).test_client())
+    finally:
+        staff.close()
+    register_app(auth_hub)
+    api = create_app(auth_hub.settings, auth_hub).test_client()
+    me, other = c.patients
+    alice = caller(api, auth_hub, "patient/*.cruds", patient=me.split("/")[1])
+    bob = caller(api, auth_hub, "patient/*.cruds", patient=other.split("/")[1])
+    nine, half = at(c.monday, 9), at(c.monday, 9, 30)
+    window = f"start={nine}&end={at(c.monday, 10)}&practitioner={c.practitioner}"
+    taken = bob.send("POST", "/fhir/Appointment/$book", params(appointment(c, nine, half, 1)))
+    assert taken.status_code == 201, taken.get_data(as_text=True)
+    bobs = booked(taken)
+    found = alice.get(f"/fhir/Appointment/$find?{window}&patient={me}")
+    assert found.status_code == 200, found.get_data(as_text=True)
+    proposals = [e["resource"] for e in body(found)["entry"]]
+    assert nine not in [p["start"] for p in proposals]  # bob's time: busy, nothing more
+    assert other not in found.get_data(as_text=True) and bobs["id"] not in found.get_data(
+        as_text=True
+    )
+    assert_outcome(alice.get(f"/fhir/Appointment/$find?{window}&patient={other}"), 403)
+    before = appointments(auth_hub)
+    for_bob = params(appointment(c, at(c.monday, 11), at(c.monday, 11, 30), patient=1))
+    assert_outcome(alice.send("POST", "/fhir/Appointment/$book", for_bob), 403)
+    clash = alice.send("POST", "/fhir/Appointment/$book", params(appointment(c, nine, half)))
+    outcome = assert_outcome(clash, 409)
+    assert other not in str(outcome) and bobs["id"] not in str(outcome)
+    assert appointments(auth_hub) == before
+    mine = booked(
+        alice.send(
+            "POST", "/fhir/Appointment/$book", params(appointment(c, half, at(c.monday, 10)))
+        )
+    )
+    assert alice.get(f"/fhir/Appointment/{bobs['id']}").status_code == 404
+    cancel = {**mine, "status": "cancelled", "cancelationReason": {"text": "Cannot come"}}
+    assert booked(alice.send("POST", "/fhir/Appointment/$book", params(cancel)))["status"] == (
+        "cancelled"
+    )
+    assert_outcome(
+        alice.send("POST", "/fhir/Appointment/$book", params({**bobs, "status": "cancelled"})),
+        404,
+    )

@@ -109,10 +109,10 @@ class Reminders:
         prefs = rules.preferences(patient)
         if prefs.opt_out:
             return stub, appointment, "the patient opted out of reminders"
-        available = {c for c in ("email", "sms") if self.hub.channels.available(c)}
+        available = {c for c in ("email", "sms", "rest-hook") if self.hub.channels.available(c)}
         found = rules.contact(patient, prefs, available)
         if found is None:
-            return stub, appointment, "no email or SMS contact on a configured channel"
+            return stub, appointment, "no email, SMS or rest-hook contact on a configured channel"
         channel, address = found
         templates = rules.REBOOK if rebook else rules.TEMPLATES
         lang = rules.language(patient, set(templates))

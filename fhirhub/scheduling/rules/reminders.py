@@ -1,8 +1,9 @@
 """Reminder rules (pure): offsets, the patient's channel, quiet hours, language, text.
 
 Preferences are the Patient extension reminder-preferences (profiles/): `channel` (email,
-sms), `optOut` (boolean), `quietStart`/`quietEnd` (local times; no message in between).
-Without a channel preference the best-ranked email or mobile/sms telecom is used.
+sms, rest-hook), `optOut` (boolean), `quietStart`/`quietEnd` (local times; no message in between).
+Without a channel preference the best-ranked email, mobile/sms or url (rest-hook) telecom
+is used.
 Reminder text carries only what a reminder needs: when, with whom, where, how to change
 it; never the reason, type or any clinical detail.
 """
@@ -17,6 +18,9 @@ from zoneinfo import ZoneInfo
 
 PREFERENCES = "https://fhirhub.example/fhir/StructureDefinition/reminder-preferences"
 OFFSETS_EXTENSION = "https://fhirhub.example/fhir/StructureDefinition/reminder-offsets"
+# Patient.telecom system -> outbound channel; a `url` is a FHIR rest-hook endpoint (the
+# patient's app), which receives the Communication.
+CHANNEL_OF = {"email": "email", "sms": "sms", "url": "rest-hook"}
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
 
 
@@ -85,7 +89,7 @@ def contact(
             continue
         value = telecom.get("value")
         system = telecom.get("system")
-        channel = "email" if system == "email" else "sms" if system == "sms" else None
+        channel = CHANNEL_OF.get(str(system))
         if system == "phone" and telecom.get("use") == "mobile":
             channel = "sms"
         if channel is None or not isinstance(value, str) or channel not in available:
