@@ -1,0 +1,81 @@
+"""Plugging monitoring into the hub's mechanisms (called by the composition root).
+
+The context is built on first use: the timer kinds are registered while the hub's timers
+are being built, and the context needs those timers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fhirhub.monitoring import knowledge
+from fhirhub.monitoring.context import Context
+from fhirhub.monitoring.reactions import on_observation, on_task
+from fhirhub.monitoring.timers import kinds
+from fhirhub.operations.registry import OperationRegistry
+from fhirhub.reactions.registry import Reaction, ReactionRegistry
+from fhirhub.storage.store import utc_now_ms
+from fhirhub.timers.registry import TimerRegistry
+
+if TYPE_CHECKING:
+    from fhirhub.hub import Hub
+
+KEY = "_monitoring_context"
+
+
+def context(hub: Hub) -> Context:
+    found = hub.__dict__.get(KEY)
+    if found is None:
+        found = Context(
+            hub.resources,
+            hub.search,
+            hub.timers,
+            hub.timer_store,
+            hub.resources.claims,
+            knowledge.load(hub.settings.monitoring_rules),
+            utc_now_ms,
+            _channels(hub),
+        )
+        hub.__dict__[KEY] = found
+    return found
+
+
+def _channels(hub: Hub) -> Any:
+    try:
+        return hub.channels
+    except Exception:  # no channel configured is fine: reminders are then not sent
+        return None
+
+
+def _lazy(hub: Hub, handler: Callable[[Context, Any], Any]) -> Callable[[Any], Any]:
+    return lambda item: handler(context(hub), item)
+
+
+def register_reactions(hub: Hub, registry: ReactionRegistry) -> None:
+    registry.register(
+        Reaction("monitoring-readings", frozenset({"Observation"}), _lazy(hub, on_observation))
+    )
+    registry.register(Reaction("monitoring-alert-tasks", frozenset({"Task"}), _lazy(hub, on_task)))
+
+
+def register_timers(hub: Hub, registry: TimerRegistry) -> None:
+    # The kinds' handlers reach the context lazily (it needs the finished timers).
+    proxy = _ContextProxy(hub)
+    for kind in kinds(proxy):  # type: ignore[arg-type]
+        registry.register(kind)
+
+
+def register_operations(hub: Hub, registry: OperationRegistry) -> None:
+    from fhirhub.monitoring.operations import operations
+
+    for operation in operations(lambda: context(hub)):
+        registry.register(operation)
+
+
+class _ContextProxy:
+    def __init__(self, hub: Hub):
+        self._hub = hub
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(context(self._hub), name)
