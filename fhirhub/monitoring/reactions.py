@@ -16,6 +16,7 @@ from fhirhub.monitoring.context import Context
 from fhirhub.monitoring.enrolment import Enrolment
 from fhirhub.monitoring.evaluation import evaluate_measure, flag_reading
 from fhirhub.monitoring.readings import readings
+from fhirhub.monitoring.risk_news2 import NEWS_MEASURES, recompute
 from fhirhub.subscriptions.events import ChangeEvent
 
 MISSING = "monitoring-missing"
@@ -48,6 +49,10 @@ def on_observation(context: Context, event: ChangeEvent) -> str | None:
                 context, enrolment, reading.measure, reading.effective, event.key
             )
             plan_missing(context, enrolment, reading.measure, reading.effective)
+        if any(r.usable and r.measure in NEWS_MEASURES for r in found):
+            news = recompute(context, enrolment, event.key)
+            if news:
+                notes.append(news)
     return "; ".join(notes) or "in range"
 
 

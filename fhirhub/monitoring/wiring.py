@@ -6,12 +6,15 @@ are being built, and the context needs those timers.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fhirhub.monitoring import knowledge
 from fhirhub.monitoring.context import Context
 from fhirhub.monitoring.reactions import on_observation, on_task
+from fhirhub.monitoring.risk_reactions import on_encounter, on_questionnaire_response
 from fhirhub.monitoring.timers import kinds
 from fhirhub.operations.registry import OperationRegistry
 from fhirhub.reactions.registry import Reaction, ReactionRegistry
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from fhirhub.hub import Hub
 
 KEY = "_monitoring_context"
+MORSE_QUESTIONNAIRE = Path(__file__).parent / "knowledge" / "morse-questionnaire.json"
 
 
 def context(hub: Hub) -> Context:
@@ -57,6 +61,27 @@ def register_reactions(hub: Hub, registry: ReactionRegistry) -> None:
         Reaction("monitoring-readings", frozenset({"Observation"}), _lazy(hub, on_observation))
     )
     registry.register(Reaction("monitoring-alert-tasks", frozenset({"Task"}), _lazy(hub, on_task)))
+    registry.register(
+        Reaction(
+            "monitoring-morse",
+            frozenset({"QuestionnaireResponse"}),
+            _lazy(hub, on_questionnaire_response),
+        )
+    )
+    registry.register(
+        Reaction("monitoring-lace", frozenset({"Encounter"}), _lazy(hub, on_encounter))
+    )
+
+
+def install_knowledge(hub: Hub) -> None:
+    """The shipped Morse Fall Scale Questionnaire, (re)written when it differs."""
+    shipped = json.loads(MORSE_QUESTIONNAIRE.read_text())
+    stored = hub.store.current("Questionnaire", shipped["id"])
+    if stored is not None and not stored.deleted and stored.resource is not None:
+        current = {k: v for k, v in stored.resource.items() if k != "meta"}
+        if current == shipped:
+            return
+    hub.resources.update("Questionnaire", shipped["id"], shipped)
 
 
 def register_timers(hub: Hub, registry: TimerRegistry) -> None:
