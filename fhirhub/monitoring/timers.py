@@ -83,7 +83,7 @@ def missing(context: Context, job: Job) -> str:
     every = enrolment.expected[measure]
     now = context.clock()
     if stage == 0:
-        note = _remind(context, patient, measure, job.key)
+        note = _remind(context, patient, measure, job.id)
         context.timers.plan(
             f"{MISSING}:{patient}:{measure}", MISSING, now + every, {**p, "stage": 1}
         )
