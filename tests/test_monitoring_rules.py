@@ -73,6 +73,12 @@ def test_thresholds_judge_the_latest_reading_by_effective_time() -> None:
     assert evaluate(rule, [low], 90).firing
     # The in-range reading arrived first but is later in time: the late low one opens nothing.
     assert not evaluate(rule, [fine, low], 90).firing
+    # Triggered by the low reading: an alert, unless the patient has been back in range for
+    # the rule's resolve time (60 min) since; the verdict is about the triggering reading.
+    soon = Point(T0 + timedelta(minutes=5), 95, "Observation/c")
+    verdict = evaluate(rule, [soon, low], 90, trigger=low)
+    assert verdict.firing and verdict.in_range_now and verdict.latest == low
+    assert not evaluate(rule, [fine, low], 90, trigger=low).firing  # 60 min in range since
     assert evaluate(RULES.rules["systolic-high"], [Point(T0, 180, "o")], 180).firing  # >=
     assert not evaluate(RULES.rules["heart-rate-high"], [Point(T0, 120, "o")], 120).firing  # >
 

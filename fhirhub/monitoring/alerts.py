@@ -43,11 +43,20 @@ class AlertBook:
                 return f"{rule.id}: in range, resolving"
             return ""
         if current is not None:
-            self.context.timers.cancel(f"{RESOLVE}:{current['id']}")
-            return self._update(current, latest, unit, rule)
+            note = self._update(current, latest, unit, rule)
+            if verdict.in_range_now:
+                self._resolve_later(current, patient, rule)
+            else:
+                self.context.timers.cancel(f"{RESOLVE}:{current['id']}")
+            return note
         if self.context.clock() - latest.effective > MAX_AGE:
             return f"{rule.id}: fires on a reading older than {MAX_AGE}; no alert"
-        return self.open(patient, rule, latest, unit, cause, verdict.detail)
+        note = self.open(patient, rule, latest, unit, cause, verdict.detail)
+        if verdict.in_range_now:
+            opened = self.open_alert(patient, rule.id)
+            if opened is not None:
+                self._resolve_later(opened, patient, rule)
+        return note
 
     def open(
         self, patient: str, rule: Rule, point: Point, unit: str, cause: str, detail: str

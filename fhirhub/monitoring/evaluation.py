@@ -10,7 +10,7 @@ from fhirhub.monitoring.context import HISTORY, Context
 from fhirhub.monitoring.enrolment import Enrolment
 from fhirhub.monitoring.knowledge import Rule
 from fhirhub.monitoring.readings import Reading
-from fhirhub.monitoring.rules import evaluate, limit_of
+from fhirhub.monitoring.rules import Point, evaluate, limit_of
 from fhirhub.monitoring.units import BY_NAME
 from fhirhub.storage.store import fhir_instant
 
@@ -27,8 +27,12 @@ def rules_for(context: Context, enrolment: Enrolment, measure: str) -> list[Rule
 
 
 def evaluate_measure(
-    context: Context, enrolment: Enrolment, measure: str, around: Any, cause: str
+    context: Context, enrolment: Enrolment, reading: Reading, cause: str, device: str = ""
 ) -> list[str]:
+    measure, around = reading.measure, reading.effective
+    if around is None or reading.value is None:
+        return []
+    trigger = Point(around, reading.value, reading.observation, device)
     rules = rules_for(context, enrolment, measure)
     if not rules:
         return []
@@ -36,7 +40,7 @@ def evaluate_measure(
     book = AlertBook(context)
     notes = []
     for rule in rules:
-        verdict = evaluate(rule, points, limit_of(rule, enrolment.bound(measure)))
+        verdict = evaluate(rule, points, limit_of(rule, enrolment.bound(measure)), trigger)
         note = book.apply(enrolment.patient, rule, verdict, BY_NAME[measure].unit, cause)
         if note:
             notes.append(note)

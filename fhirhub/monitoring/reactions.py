@@ -45,9 +45,8 @@ def on_observation(context: Context, event: ChangeEvent) -> str | None:
             if not reading.usable or reading.effective is None:
                 notes.append(flag_reading(context, patient, reading, event.key))
                 continue
-            notes += evaluate_measure(
-                context, enrolment, reading.measure, reading.effective, event.key
-            )
+            device = (observation.get("device") or {}).get("reference") or ""
+            notes += evaluate_measure(context, enrolment, reading, event.key, device)
             plan_missing(context, enrolment, reading.measure, reading.effective)
         if any(r.usable and r.measure in NEWS_MEASURES for r in found):
             news = recompute(context, enrolment, event.key)

@@ -1,11 +1,12 @@
 """Evaluating one rule over a patient's readings of one measure (pure).
 
-The series is ordered by effective time and a rule judges the patient's state as of the
-latest reading: a threshold fires when the latest reading is out of range, a trend when the
-latest reading completes it. A late or out-of-order reading takes its place in time, so it
-can complete a trend (a weight from yesterday that arrived today) but a stale out-of-range
-reading older than a newer in-range one opens no alert. Duplicates (same device and time)
-count once.
+The series is ordered by effective time. A threshold fires on the reading that triggered
+the evaluation when it is out of range, unless the patient has since been back in range for
+the rule's resolve time (a stale late reading opens nothing; a spike followed at once by a
+normal reading opens an alert that the resolve timer then closes); without a trigger (the
+resolve timer) it judges the latest reading. A trend fires when the latest reading completes
+it, so a late reading takes its place in time (a weight from yesterday that arrived today).
+Duplicates (same device and time) count once.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Point:
 @dataclass(frozen=True)
 class Verdict:
     firing: bool
-    latest: Point | None
+    latest: Point | None  # the reading the verdict is about
     detail: str = ""
+    in_range_now: bool = False  # fired on an earlier reading; the latest is back in range
 
 
 def series(points: list[Point]) -> list[Point]:
@@ -61,14 +63,20 @@ def _out(kind: str, value: float, limit: float) -> bool:
     return value >= limit  # at-or-above, consecutive
 
 
-def evaluate(rule: Rule, points: list[Point], limit: float) -> Verdict:
+def evaluate(
+    rule: Rule, points: list[Point], limit: float, trigger: Point | None = None
+) -> Verdict:
     ordered = series(points)
     if not ordered:
         return Verdict(False, None)
     latest = ordered[-1]
     if rule.kind in ("below", "above", "at-or-above"):
-        firing = _out(rule.kind, latest.value, limit)
-        return Verdict(firing, latest, f"{latest.value:g} against {limit:g}")
+        latest_out = _out(rule.kind, latest.value, limit)
+        if trigger is None or latest_out or not _out(rule.kind, trigger.value, limit):
+            return Verdict(latest_out, latest, f"{latest.value:g} against {limit:g}")
+        hold = timedelta(minutes=rule.resolve_after_min)
+        firing = latest.effective - trigger.effective < hold
+        return Verdict(firing, trigger, f"{trigger.value:g} against {limit:g}", in_range_now=True)
     if rule.kind == "consecutive":
         last = ordered[-rule.count :]
         firing = len(last) == rule.count and all(_out("at-or-above", p.value, limit) for p in last)
