@@ -231,6 +231,16 @@ def main() -> None:
         probe = patients[-1]
         post(client, base, reading(probe, 131))
         wait_until(lambda: probe.split("/")[1] in flag_times(receiver), 180)
+        # The enrolment's own notifications (CareTeams, CarePlans) must be delivered first.
+        settled = [receiver.count(), time.monotonic()]
+
+        def quiet() -> bool:
+            now = receiver.count()
+            if now != settled[0]:
+                settled[:] = [now, time.monotonic()]
+            return time.monotonic() - settled[1] > 3
+
+        wait_until(quiet, 600)
         half = (len(patients) - 1) // 2
         sustained = Run(base, patients, patients[:half])
         rows.append(

@@ -48,7 +48,8 @@ def on_observation(context: Context, event: ChangeEvent) -> str | None:
             device = (observation.get("device") or {}).get("reference") or ""
             notes += evaluate_measure(context, enrolment, reading, event.key, device)
             plan_missing(context, enrolment, reading.measure, reading.effective)
-        if any(r.usable and r.measure in NEWS_MEASURES for r in found):
+        news_monitored = all(enrolment.monitors(m) for m in NEWS_MEASURES)
+        if news_monitored and any(r.usable and r.measure in NEWS_MEASURES for r in found):
             news = recompute(context, enrolment, event.key)
             if news:
                 notes.append(news)
