@@ -97,6 +97,16 @@ def test_an_alert_closes_after_readings_stay_back_in_range(
     create(client, vital(patient, "8867-4", 82, "/min", ago(minutes=1)))
     flag = wait_alert(client, patient, "heart-rate-high", status="inactive")
     assert "end" in flag["period"]
-    task = alerts(client, patient, "heart-rate-high", "Task")[0]
-    assert task["status"] == "cancelled"
+    task = wait_for(
+        lambda: next(
+            (
+                t
+                for t in alerts(client, patient, "heart-rate-high", "Task")
+                if t["status"] == "cancelled"
+            ),
+            None,
+        ),
+        10,
+        "the Task to be cancelled",
+    )
     assert task["statusReason"]["text"] == "readings back in range"
