@@ -147,3 +147,27 @@ def test_unknown_units_and_impossible_values_are_stored_flagged_never_alerted(
     )
     assert alerts(client, patient, "spo2-low") == []
     assert len(issues()) == 2
+
+
+def test_a_duplicate_reading_opens_no_second_alert_and_counts_once(
+    client: FlaskClient, hub: Hub, worker: NotificationWorker
+) -> None:
+    pid = body(create(client, {"resourceType": "Patient"}))["id"]
+    patient = f"Patient/{pid}"
+    enrol(client, patient, ["59408-5"])
+    device = body(create(client, {"resourceType": "Device", "patient": {"reference": patient}}))
+    when = ago(minutes=2)
+    reading = vital(
+        patient, "59408-5", 86, "%", when, device={"reference": f"Device/{device['id']}"}
+    )
+    create(client, reading)
+    create(client, reading)  # the gateway sent it twice (no If-None-Exist)
+    wait_alert(client, patient, "spo2-low")
+    wait_for(
+        lambda: hub.timer_store.jobs.count_documents({"kind": "reaction", "st": "pending"}) == 0,
+        15,
+        "reactions done",
+    )
+    flags = alerts(client, patient, "spo2-low")
+    assert len(flags) == 1 and alert_count(flags[0]) == 1
+    assert len(alerts(client, patient, "spo2-low", "Task")) == 1
