@@ -34,7 +34,7 @@ def test_heart_rate_alert_opens_once_updates_and_closes(
     first = body(create(client, vital(patient, "8867-4", 131, "/min", ago(minutes=10))))
     flag = wait_alert(client, patient, "heart-rate-high")
     assert alert_count(flag) == 1
-    tasks = alerts(client, patient, "heart-rate-high", "Task")
+    tasks = wait_for(lambda: alerts(client, patient, "heart-rate-high", "Task"), 10, "Task")
     assert len(tasks) == 1
     task = tasks[0]
     assert task["status"] == "requested" and task["priority"] == "urgent"
@@ -170,4 +170,4 @@ def test_a_duplicate_reading_opens_no_second_alert_and_counts_once(
     )
     flags = alerts(client, patient, "spo2-low")
     assert len(flags) == 1 and alert_count(flags[0]) == 1
-    assert len(alerts(client, patient, "spo2-low", "Task")) == 1
+    assert len(wait_for(lambda: alerts(client, patient, "spo2-low", "Task"), 10, "Task")) == 1

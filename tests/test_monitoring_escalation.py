@@ -62,7 +62,7 @@ def test_an_unaccepted_alert_escalates_to_the_physician_and_stops_when_accepted(
     enrol(client, patient, ["8867-4"])
     create(client, vital(patient, "8867-4", 135, "/min"))
     wait_alert(client, patient, "heart-rate-high")
-    task = alerts(client, patient, "heart-rate-high", "Task")[0]
+    task = wait_for(lambda: alerts(client, patient, "heart-rate-high", "Task"), 10, "Task")[0]
     assert task["owner"]["reference"] == nurse and task["priority"] == "urgent"
 
     def escalated() -> dict | None:

@@ -45,10 +45,14 @@ def test_missing_readings_remind_the_patient_then_alert_the_team(
     create(client, vital(patient, "29463-7", 80, "kg", ago(seconds=1)))
     reminder = wait_for(lambda: mail.to(ADDRESS), 15, "the reminder email")[0]
     assert "weight reading" in reminder.text
-    communications = body(client.get("/fhir/Communication")).get("entry") or []
-    assert any(e["resource"]["status"] == "completed" for e in communications)
+
+    def recorded() -> bool:  # written once the server has taken the message
+        communications = body(client.get("/fhir/Communication")).get("entry") or []
+        return any(e["resource"]["status"] == "completed" for e in communications)
+
+    wait_for(recorded, 10, "the reminder's Communication")
     flag = wait_alert(client, patient, "missing-data")
-    task = alerts(client, patient, "missing-data", "Task")[0]
+    task = wait_for(lambda: alerts(client, patient, "missing-data", "Task"), 10, "its Task")[0]
     assert "no weight reading since" in task["description"]
     # The next reading closes it.
     create(client, vital(patient, "29463-7", 80.2, "kg", ago(seconds=0)))
