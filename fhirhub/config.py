@@ -102,6 +102,8 @@ class Settings:
     reminder_offsets: str = "P7D,PT24H,PT2H"
     reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
     smtp_url: str = ""
+    # Remote patient monitoring: a site's rules file (fhirhub/monitoring/knowledge.py).
+    monitoring_rules: str = ""
     smtp_from: str = "fhirhub@localhost"
     sms_url: str = ""
     sms_from: str = ""
@@ -195,6 +197,7 @@ class Settings:
             ),
             bundle_timeout_ms=_int(env, "FHIRHUB_BUNDLE_TIMEOUT_MS", defaults.bundle_timeout_ms),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
+            monitoring_rules=env.get("FHIRHUB_MONITORING_RULES", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(
                 env, "FHIRHUB_NOTIFY_MAX_ATTEMPTS", defaults.notify_max_attempts

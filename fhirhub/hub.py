@@ -138,9 +138,13 @@ class Hub:
         if self._domains_registered:
             return
         self._domains_registered = True
+        from fhirhub.monitoring import wiring as monitoring
         from fhirhub.scheduling import wiring as scheduling
 
         scheduling.register(self)
+        monitoring.register_operations(self, self.operations)
+        monitoring.register_timers(self, self.timer_kinds)
+        monitoring.register_reactions(self, self.reactions)
 
     @cached_property
     def write_hooks(self) -> dict[str, WriteHook]:
