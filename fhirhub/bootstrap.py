@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from fhirhub.fhir.search.keys import KEY_FIELDS
 from fhirhub.hub import Hub
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
@@ -21,14 +22,8 @@ PUSHDOWN_FIELDS = {
         "_id",
         "t",
         "rid",
-        "s_identifier",
-        "s_comp",
-        "s_patient",
-        "s_subject",
-        "s_code",
-        "s_category",
-        "s_encounter",
-        "s_status",
+        # search keys (fhir/search/keys.py): every search reaches its candidates by these
+        *KEY_FIELDS,
         # version documents (documents.py)
         "ht",
         "txn",
@@ -40,14 +35,35 @@ PUSHDOWN_FIELDS = {
 }
 
 
+# Index fields that searches no longer query (they live in the stored index text now).
+RETIRED_FIELDS = {
+    "resources": [
+        "s_identifier",
+        "s_comp",
+        "s_patient",
+        "s_subject",
+        "s_code",
+        "s_category",
+        "s_encounter",
+        "s_status",
+    ]
+}
+
+
 def tune_embedded_database(hub: Hub) -> None:
     settings = hub.settings
     if settings.uses_embedded_db and settings.db_backend == "postgresql":
+        from fhirhub.embedded.pg_counters import COUNTS, ensure_counters
         from fhirhub.embedded.pg_indexes import ensure_gin_indexes
         from fhirhub.embedded.pg_tables import use_lz4
         from fhirhub.storage.delivery_vacuum import tune_autovacuum
 
-        ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS)
+        ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS, RETIRED_FIELDS)
+        ensure_counters(
+            settings.pg_port,
+            settings.db_name,
+            lambda: hub.db.create_collection(COUNTS),
+        )
         use_lz4(settings.pg_port, settings.db_name)
         tune_autovacuum(settings.pg_port, settings.db_name)
 

@@ -19,10 +19,22 @@ from fhirhub.embedded.postgres import psql
 _SAFE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-def ensure_gin_indexes(port: int, db_name: str, fields: dict[str, list[str]]) -> int:
-    """Create missing GIN indexes; returns how many were created. Names are ours, not input."""
+def ensure_gin_indexes(
+    port: int,
+    db_name: str,
+    fields: dict[str, list[str]],
+    retired: dict[str, list[str]] | None = None,
+) -> int:
+    """Create missing GIN indexes and drop those of `retired` fields; returns how many were
+    created. Names are ours, not input."""
     tables = collection_tables(port, db_name)
     statements = []
+    drops = []
+    for collection, names in (retired or {}).items():
+        table = tables.get(collection)
+        for field in names if table else []:
+            digest = hashlib.sha1(f"{table}.{field}".encode()).hexdigest()[:10]
+            drops.append(f'drop index if exists "{db_name}".fhirhub_pgin_{digest}')
     for collection, names in fields.items():
         table = tables.get(collection)
         if not table:
@@ -40,6 +52,6 @@ def ensure_gin_indexes(port: int, db_name: str, fields: dict[str, list[str]]) ->
                 f'create index if not exists fhirhub_pgin_{digest} on "{db_name}"."{table}" '
                 f"using gin ({expression} jsonb_path_ops) where {expression} is not null",
             ]
-    if statements:
-        psql(port, "; ".join(statements))
+    if statements or drops:
+        psql(port, "; ".join(statements + drops))
     return len(statements) // 2

@@ -24,22 +24,26 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
+from fhirhub.fhir.search.extract import EXTENTS
+from fhirhub.fhir.search.keys import LAST_UPDATED
 from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import (
     INDEX_PREFIX,
     PUB_PENDING,
     RESOURCES,
+    STORED_INDEX_FIELDS,
     TRANSACTIONS,
     VERSION_TYPE,
     StoredVersion,
     decode_resource,
     encode_resource,
-    index_fields,
     resource_key,
+    stored_index,
     version_key,
     versions_filter,
 )
 from fhirhub.storage.mongo import is_ferretdb
+from fhirhub.storage.search_stats import SearchStats
 
 STALE_AFTER = timedelta(seconds=30)
 INSERT_CHUNK = 100
@@ -103,6 +107,7 @@ class ResourceStore:
         # Version documents live in the same collection (see documents.py).
         self.history = self.resources
         self.clock = clock
+        self.stats = SearchStats(db)
         self._committed: set[str] = set()
         # Test hook: called before each single-document write step (fault injection).
         self.before_write: Callable[[str], None] | None = None
@@ -247,7 +252,11 @@ class ResourceStore:
                 "res": encode_resource(body),
             }
             hist = _version_doc(doc, txn)
-            current = {**doc, **index_fields(index or {})}
+            deleted = resource is None
+            index = index or {}
+            if not deleted:
+                self.stats.widen([(resource_type, _extents(index, moment))])
+            current = {**doc, **stored_index(resource_type, resource_id, index, moment, deleted)}
             self._step("history")
             if cur is None:
                 # A create: version and current document in one insert command.
@@ -297,6 +306,9 @@ class ResourceStore:
     def staged_docs(self, plans: list[PlannedWrite], txn: str, moment: datetime) -> StagedDocs:
         """The documents that stage `plans` under transaction `txn` (nothing written)."""
         staged = StagedDocs([], [], [], [])
+        self.stats.widen(
+            (p.resource_type, _extents(p.index, moment)) for p in plans if p.resource is not None
+        )
         for plan in plans:
             version = plan.prior_version + 1
             body = _with_meta(plan.resource, plan.resource_id, version, moment)
@@ -312,7 +324,10 @@ class ResourceStore:
             key = resource_key(plan.resource_type, plan.resource_id)
             staged.versions.append(_version_doc(doc, txn))
             # `txn` on the staged current document: compensation touches only its own.
-            current = {**doc, "txn": txn, **index_fields(plan.index)}
+            fields = stored_index(
+                plan.resource_type, plan.resource_id, plan.index, moment, plan.resource is None
+            )
+            current = {**doc, "txn": txn, **fields}
             if plan.prior_version == 0:
                 staged.creates.append({"_id": key, **current})
             else:
@@ -415,7 +430,11 @@ class ResourceStore:
         fields.update((k, version_doc[k]) for k in ("rid", "v", "ts", "del", "m", "res"))
         resource = decode_resource(fields["res"])
         if resource is not None and self.index_of is not None:
-            fields.update(index_fields(self.index_of(resource)))
+            fields.update(
+                stored_index(
+                    fields["t"], fields["rid"], self.index_of(resource), fields["ts"], False
+                )
+            )
         return fields
 
     def reindex(
@@ -427,8 +446,11 @@ class ResourceStore:
         query: dict[str, Any] = {"del": False, "t": resource_type or {"$exists": True}}
         changed = 0
         for doc in self.resources.find(query):
-            fresh = {k: v for k, v in doc.items() if not k.startswith(INDEX_PREFIX)}
-            fresh.update(index_fields(index_of(decode_resource(doc["res"]) or {})))
+            fresh = {k: v for k, v in doc.items() if k not in STORED_INDEX_FIELDS}
+            fresh = {k: v for k, v in fresh.items() if not k.startswith(INDEX_PREFIX)}
+            index = index_of(decode_resource(doc["res"]) or {})
+            self.stats.widen([(doc["t"], _extents(index, doc["ts"]))])
+            fresh.update(stored_index(doc["t"], doc["rid"], index, doc["ts"], False))
             if fresh != doc:
                 result = self.resources.replace_one({"_id": doc["_id"], "v": doc["v"]}, fresh)
                 changed += result.modified_count
@@ -483,6 +505,11 @@ class ResourceStore:
         if self._sorts is None:
             self._sorts = not self.is_ferretdb()
         return self._sorts
+
+
+def _extents(index: Mapping[str, Any], moment: datetime) -> dict[str, dict[str, int]]:
+    """What a live current document adds to its type's date extents (search_stats)."""
+    return {**(index.get(EXTENTS) or {}), LAST_UPDATED: {"lo": moment.year}}
 
 
 def _newest_first(docs: list[Document], by_version: bool) -> list[Document]:

@@ -1,0 +1,38 @@
+"""How many live resources a type has, without reading them.
+
+On the embedded database a trigger keeps the counts (embedded/pg_counters.py); elsewhere
+MongoDB counts with its index on (t, del).
+"""
+
+from __future__ import annotations
+
+from pymongo.database import Database
+
+from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
+from fhirhub.storage.documents import RESOURCES
+
+COUNTS = "type_counts"
+INSTALLED = "~installed"
+
+
+class TypeCounts:
+    def __init__(self, db: Database, budget_ms: int = DEFAULT_BUDGET_MS):
+        self.db = db
+        self.budget_ms = budget_ms
+        self._maintained: bool | None = None
+
+    @property
+    def maintained(self) -> bool:
+        if self._maintained is None:
+            marker = self.db[COUNTS].find_one({"_id": INSTALLED}, {"_id": 1})
+            self._maintained = marker is not None
+        return self._maintained
+
+    def count(self, resource_type: str) -> int:
+        if self.maintained:
+            rows = self.db[COUNTS].find({"t": resource_type}, {"n": 1})
+            return sum(int(row.get("n", 0)) for row in rows)
+        with within_budget("counting the resources", self.budget_ms):
+            return self.db[RESOURCES].count_documents(
+                {"t": resource_type, "del": False}, maxTimeMS=self.budget_ms
+            )
