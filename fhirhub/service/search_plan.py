@@ -154,7 +154,7 @@ class Planner:
         if candidates.bounded is not None:
             return float(candidates.bounded)
         if self.store.counts.maintained:
-            return float(self.store.type_count(resource_type))
+            return float(self.store.counts.estimate(resource_type))
         return UNBOUNDED
 
     def _driven(

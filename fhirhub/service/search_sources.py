@@ -29,6 +29,8 @@ from fhirhub.storage.walk import Conditions, Tree
 
 Key = list[Any]
 UNBOUNDED = float("inf")
+# A keyed search first reads this many candidates unordered (most are that small).
+PROBE = 8
 # A chain or _has reads its inner search in batches of this many.
 INNER_BATCH = 8
 
@@ -73,6 +75,7 @@ class PlainSource:
             prior=self.prior,
             anchor=tree_anchor,
             reverse=reverse,
+            probe=PROBE if self.branches and self.tree is None else None,
         )
         return Page(
             result.docs,

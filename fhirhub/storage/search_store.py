@@ -80,6 +80,7 @@ class SearchStore:
         prior: float,
         anchor: Any = None,
         reverse: bool = False,
+        probe: int | None = None,
     ) -> WalkResult:
         """The first `need` matches in the tree's order after `anchor`."""
         walk = Walk(
@@ -91,6 +92,7 @@ class SearchStore:
             budget_ms=self.budget_ms,
             anchor=anchor,
             reverse=reverse,
+            probe=probe,
         )
         return walk.run()
 

@@ -6,12 +6,15 @@ MongoDB counts with its index on (t, del).
 
 from __future__ import annotations
 
+import time
+
 from pymongo.database import Database
 
 from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import RESOURCES
 
 COUNTS = "type_counts"
+ESTIMATE_AGE_S = 5.0
 INSTALLED = "~installed"
 
 
@@ -20,6 +23,7 @@ class TypeCounts:
         self.db = db
         self.budget_ms = budget_ms
         self._maintained: bool | None = None
+        self._recent: dict[str, tuple[float, int]] = {}
 
     @property
     def maintained(self) -> bool:
@@ -27,6 +31,15 @@ class TypeCounts:
             marker = self.db[COUNTS].find_one({"_id": INSTALLED}, {"_id": 1})
             self._maintained = marker is not None
         return self._maintained
+
+    def estimate(self, resource_type: str) -> int:
+        """The count, up to a few seconds old (to size a walk, not to answer)."""
+        now = time.monotonic()
+        cached = self._recent.get(resource_type)
+        if cached is None or now - cached[0] > ESTIMATE_AGE_S:
+            cached = (now, self.count(resource_type))
+            self._recent[resource_type] = cached
+        return cached[1]
 
     def count(self, resource_type: str) -> int:
         if self.maintained:

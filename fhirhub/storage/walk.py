@@ -27,7 +27,7 @@ Conditions = dict[str, Any]
 # (conditions, cap) -> the candidates, or None when there are more than cap.
 Reader = Callable[[Conditions, int | None], list[Document] | None]
 
-MIN_READ = 8  # candidates a read aims at, at least ...
+MIN_READ = 16  # candidates a read aims at, at least (an empty read then goes up a level) ...
 MAX_READ = 250  # ... and at most (the rest of a large page comes from further reads)
 CAP_FACTOR = 4  # a read stops after this many times its aim: the bucket gets split
 
@@ -71,6 +71,9 @@ class Walk:
     budget_ms: int
     anchor: Any = None  # order key of the last document already returned (exclusive)
     reverse: bool = False
+    # A search narrowed by keys is usually small: read it whole first, up to this many
+    # candidates, before walking (a key is often an identifier or a reference).
+    probe: int | None = None
     out: list[Document] = field(default_factory=list)
     _last: Any = None
     _read_candidates: int = 0
@@ -82,7 +85,10 @@ class Walk:
     def run(self) -> WalkResult:
         self._last = self.anchor
         self._started = time.monotonic()
-        self._visit(self.tree.root)
+        root = self.tree.root
+        probed = self.probe is not None and self._expected(root) > self._aim()
+        if not (probed and self._read_whole(root, self.probe)):
+            self._visit(root)
         return WalkResult(
             self.out[: self.need], not self._full(), self._read_candidates, self._read_measure
         )
