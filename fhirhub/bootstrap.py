@@ -24,8 +24,9 @@ PUSHDOWN_FIELDS = {
         "rid",
         # search keys (fhir/search/keys.py): every search reaches its candidates by these
         *KEY_FIELDS,
-        # version documents (documents.py)
+        # version documents (documents.py), and their history keys (storage/history_walk.py)
         "ht",
+        "hk",
         "txn",
         "pub",
     ],

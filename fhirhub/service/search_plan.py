@@ -8,7 +8,7 @@ from typing import Any
 
 from fhirhub.fhir.errors import BadRequest, TooCostly
 from fhirhub.fhir.search.extract import Extractor
-from fhirhub.fhir.search.keys import DATE_KEYS, LAST_UPDATED, MISSING_BUCKET
+from fhirhub.fhir.search.keys import DATE_KEYS, LAST_UPDATED, MISSING_BUCKET, number_day
 from fhirhub.fhir.search.query import Clause, SearchQuery
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.service import access
@@ -199,8 +199,8 @@ class Planner:
             tree = DateTree(
                 resource_type,
                 key_code,
-                extent.lo[0],
-                extent.lo[1],
+                number_day(extent.lo[0]),
+                number_day(extent.lo[1]),
                 extent.open_lo,
                 field=field,
                 decades=code != "_lastUpdated",

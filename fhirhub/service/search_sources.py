@@ -15,7 +15,7 @@ is such a key (the last one of a page), and a page resumes after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -65,7 +65,7 @@ class PlainSource:
     def page(self, need: int, anchor: Key | None, reverse: bool = False) -> Page:
         if self.branches == []:
             return Page([], [], True)
-        tree = self.tree or IdTree(self.resource_type)
+        tree: Tree = self.tree or IdTree(self.resource_type)
         tree_anchor = None if anchor is None else self._tree_anchor(anchor)
         result = self.store.walk(
             tree,
@@ -150,48 +150,59 @@ class HasSource:
     param: str  # the inner reference parameter pointing at the outer type
     outer_type: str
     outer_exact: Document
-    _seen: set[str] = field(default_factory=set)
 
     def page(self, need: int, anchor: Key | None, reverse: bool = False) -> Page:
         if reverse:
             raise TooCostly("a _has search pages forward only; follow the next links")
-        self._seen = set()
+        seen: set[str] = set()
         out = Page([], [], False)
         inner_anchor: Key | None = None
         if anchor is not None:
             inner_anchor = anchor[0]
             resumed = self.store.by_keys([inner_anchor[-1]])
-            if resumed and not self._emit(out, resumed[0], inner_anchor, need, anchor):
-                return out
-        while True:
-            batch = self.inner.page(INNER_BATCH, inner_anchor)
-            for doc, key in zip(batch.docs, batch.keys, strict=True):
-                if not self._emit(out, doc, key, need, anchor):
-                    return out
-                inner_anchor = key
+            if resumed:
+                self._emit(out, [(resumed[0], inner_anchor)], need, anchor, seen)
+        while len(out.docs) < need:
+            # About one new target per inner match: ask for what the page still needs.
+            batch = self.inner.page(max(INNER_BATCH, need - len(out.docs) + 1), inner_anchor)
+            self._emit(out, list(zip(batch.docs, batch.keys, strict=True)), need, anchor, seen)
             if batch.complete:
-                out.complete = True
+                out.complete = len(out.docs) < need or out.complete
                 return out
+            inner_anchor = batch.keys[-1] if batch.keys else inner_anchor
+        return out
 
-    def _emit(self, out: Page, inner: Document, inner_key: Key, need: int, anchor: Any) -> bool:
+    def _emit(
+        self,
+        out: Page,
+        inners: list[tuple[Document, Key]],
+        need: int,
+        anchor: Key | None,
+        seen: set[str],
+    ) -> None:
+        """Append the targets the inner matches refer to first, in order; a page that
+        fills up stops at its last whole inner match, so the cursor resumes after it."""
         prefix = f"{self.outer_type}/"
-        refs = inner.get(INDEX_PREFIX + self.param, [])
-        targets = sorted({r for r in refs if isinstance(r, str) and r.startswith(prefix)})
-        resuming = anchor is not None and inner_key == anchor[0]
-        for target in targets:
-            if target in self._seen or (resuming and target <= anchor[1]):
-                continue
-            self._seen.add(target)
-            if anchor is not None and self._seen_before(target, anchor[0], strict=resuming):
-                continue  # its first inner match lies on an earlier page
-            found = self.store.by_keys([target])
-            if not found or not filter_eval.matches(found[0], self.outer_exact):
+        wanted: list[tuple[str, Key]] = []
+        for inner, inner_key in inners:
+            refs = inner.get(INDEX_PREFIX + self.param, [])
+            resuming = anchor is not None and inner_key == anchor[0]
+            for target in sorted({r for r in refs if isinstance(r, str) and r.startswith(prefix)}):
+                if target in seen or (anchor is not None and resuming and target <= anchor[1]):
+                    continue
+                seen.add(target)
+                if anchor is not None and self._seen_before(target, anchor[0], resuming):
+                    continue  # its first inner match lies on an earlier page
+                wanted.append((target, inner_key))
+        found = {d["_id"]: d for d in self.store.by_keys(t for t, _ in wanted)}
+        for target, inner_key in wanted:
+            doc = found.get(target)
+            if doc is None or not filter_eval.matches(doc, self.outer_exact):
                 continue
             if len(out.docs) >= need:
-                return False
-            out.docs.append(found[0])
+                return
+            out.docs.append(doc)
             out.keys.append([inner_key, target])
-        return len(out.docs) < need
 
     def _seen_before(self, target: str, inner_anchor: Key, strict: bool) -> bool:
         """Does the inner search refer to `target` before the anchor (or at it)? Its

@@ -246,7 +246,7 @@ def date_alternatives(
         starts.append((None, qhi if prefix == "le" else qlo))
         open_lo = True
     else:  # gt, ge, ne, ap: may extend past the query's end
-        begin = min(qlo, qhi - DAY) if prefix in ("ge", "ne") else qhi - DAY
+        begin: datetime | None = min(qlo, qhi - DAY) if prefix in ("ge", "ne") else qhi - DAY
         if prefix == "ap":
             begin = None
         starts.append((begin, None))
@@ -257,11 +257,11 @@ def date_alternatives(
             open_lo = True
     keys: list[str] = []
     for low, high in starts:
-        span = _years(low, high, extent.lo)
+        span = _days(low, high, extent.lo)
         if span is not None:
             keys += [f"{code}<{b}" for b in k.cover(*span, decades=not point)]
     for low, high in ends:
-        span = _years(low, high, extent.hi)
+        span = _days(low, high, extent.hi)
         if span is not None:
             keys += [f"{code}>{b}" for b in k.cover(*span, decades=not point)]
     if open_lo and extent.open_lo:
@@ -271,15 +271,13 @@ def date_alternatives(
     return list(dict.fromkeys(keys)) if len(keys) <= 4 * MAX_BRANCHES else None
 
 
-def _years(
-    low: datetime | None, high: datetime | None, years: tuple[int, int] | None
+def _days(
+    low: datetime | None, high: datetime | None, days: tuple[int, int] | None
 ) -> tuple[Any, Any] | None:
-    """Days [start, end) of a bound within the stored years (None: nothing stored there)."""
-    from datetime import date
-
-    if years is None:
+    """Days [start, end) of a bound within the stored days (None: nothing stored there)."""
+    if days is None:
         return None
-    first, last = date(years[0], 1, 1), date(min(years[1] + 1, 9999), 1, 1)
+    first, last = k.number_day(days[0]), k.number_day(days[1]) + DAY
     start = first if low is None else max(first, k.as_day(low))
     end = last if high is None else min(last, k.as_day(high - timedelta(microseconds=1)) + DAY)
     if start >= end:

@@ -1,7 +1,8 @@
-"""Which years each date parameter's keys span, per resource type (`search_stats`).
+"""Which days each date parameter's keys span, per resource type (`search_stats`).
 
 An open range (`date=ge2026-11-01`, `birthdate=lt1950`) becomes the date buckets between
-its end and the oldest or newest year stored; these extents bound that union. A write
+its end and the oldest or newest day stored, and a date sort walks only those days; these
+extents bound both. A write
 widens them before its document is inserted, so a stored resource always lies within
 them. Each process remembers what it already widened, so after the first few writes a
 write costs nothing here; a search reads the current extents once (they may have been
@@ -23,7 +24,8 @@ _SEP = "~"
 
 @dataclass(frozen=True)
 class Extent:
-    """Years of a parameter's start buckets and (ranges over a day) end buckets."""
+    """First and last day (yyyymmdd) of a parameter's start buckets and (ranges over a
+    day) end buckets."""
 
     lo: tuple[int, int] | None = None
     hi: tuple[int, int] | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from fhirhub.storage.type_counts import TypeCounts
 from fhirhub.storage.walk import Conditions, Tree, Walk, WalkResult
 
 Document = dict[str, Any]
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-search")
 # Search results never need the key fields: leaving them out saves converting and sending
 # them (a third of a document).
 RESULT_FIELDS = {f: 0 for f in KEY_FIELDS}
@@ -106,13 +108,15 @@ class SearchStore:
         return [d for d in docs if filter_eval.matches(d, exact)]
 
     def by_keys(self, keys: Iterable[str]) -> list[Document]:
-        """One _id lookup per key: FerretDB pushes down `_id` equality but not `$in`."""
-        found = []
-        for key in dict.fromkeys(keys):
-            doc = self.resources.find_one({"_id": key, "del": False}, RESULT_FIELDS)
-            if doc is not None:
-                found.append(decoded(doc))
-        return found
+        """One _id lookup per key (FerretDB pushes down `_id` equality but not `$in`), over
+        parallel connections when there are several."""
+        unique = list(dict.fromkeys(keys))
+        found = _POOL.map(self._one, unique) if len(unique) > 2 else map(self._one, unique)
+        return [doc for doc in found if doc is not None]
+
+    def _one(self, key: str) -> Document | None:
+        doc = self.resources.find_one({"_id": key, "del": False}, RESULT_FIELDS)
+        return decoded(doc) if doc is not None else None
 
     # -- sizes ----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
 from fhirhub.fhir.search.extract import EXTENTS
-from fhirhub.fhir.search.keys import LAST_UPDATED
+from fhirhub.fhir.search.keys import LAST_UPDATED, as_day, day_number
 from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import (
     INDEX_PREFIX,
@@ -42,14 +42,27 @@ from fhirhub.storage.documents import (
     version_key,
     versions_filter,
 )
+from fhirhub.storage.history_walk import (
+    HISTORY_CODE,
+    HISTORY_KEYS,
+    SYSTEM,
+    HistoryTree,
+    history_keys,
+    number_second,
+    second_number,
+)
 from fhirhub.storage.mongo import is_ferretdb
 from fhirhub.storage.search_stats import SearchStats
+from fhirhub.storage.walk import Walk
 
 STALE_AFTER = timedelta(seconds=30)
 INSERT_CHUNK = 100
 PARALLEL_MIN_DOCS = 40
 # FerretDB: histories up to this many versions are read once and ordered here (history_page).
 SORT_IN_MEMORY = 1000
+# A type or system history page reads at least this many versions, so a short history
+# gets its total (a longer one is walked, not counted: no total).
+HISTORY_TOTAL_UP_TO = 50
 # Shared by all requests: bounds the database connections one process uses for bulk work.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-bulk")
 Document = dict[str, Any]
@@ -254,8 +267,7 @@ class ResourceStore:
             hist = _version_doc(doc, txn)
             deleted = resource is None
             index = index or {}
-            if not deleted:
-                self.stats.widen([(resource_type, _extents(index, moment))])
+            self.stats.widen(_all_extents(resource_type, index, moment, deleted))
             current = {**doc, **stored_index(resource_type, resource_id, index, moment, deleted)}
             self._step("history")
             if cur is None:
@@ -307,7 +319,9 @@ class ResourceStore:
         """The documents that stage `plans` under transaction `txn` (nothing written)."""
         staged = StagedDocs([], [], [], [])
         self.stats.widen(
-            (p.resource_type, _extents(p.index, moment)) for p in plans if p.resource is not None
+            entry
+            for p in plans
+            for entry in _all_extents(p.resource_type, p.index, moment, p.resource is None)
         )
         for plan in plans:
             version = plan.prior_version + 1
@@ -466,7 +480,11 @@ class ResourceStore:
         before: datetime | None,
         offset: int,
         count: int,
-    ) -> tuple[list[StoredVersion], int]:
+    ) -> tuple[list[StoredVersion], int | None]:
+        """A page of versions newest first and their total (None: more than were read,
+        for a type or system history, which is walked rather than counted)."""
+        if resource_id is None:
+            return self._walked_history(resource_type, since, before, offset, count)
         query: dict[str, Any] = {}
         pending = self.pending_transactions()
         if pending:
@@ -499,6 +517,57 @@ class ResourceStore:
             total = self.history.count_documents(query, maxTimeMS=self.budget_ms)
             return [StoredVersion.from_doc(d) for d in cursor.max_time_ms(self.budget_ms)], total
 
+    def _walked_history(
+        self,
+        resource_type: str | None,
+        since: datetime | None,
+        before: datetime | None,
+        offset: int,
+        count: int,
+    ) -> tuple[list[StoredVersion], int | None]:
+        owner = resource_type or SYSTEM
+        extent = self.stats.extents(owner).get(HISTORY_CODE)
+        if extent is None or extent.lo is None:
+            return [], 0
+        first, last = number_second(extent.lo[0]), number_second(extent.lo[1])
+        if since is not None:
+            first = max(first, since.replace(microsecond=0))
+        if before is not None:
+            last = min(last, before)
+        if first > last:
+            return [], 0
+        pending = set(self.pending_transactions())
+
+        def visible(doc: Document) -> bool:
+            if doc.get("txn") in pending or VERSION_TYPE not in doc:
+                return False
+            if resource_type and doc[VERSION_TYPE] != resource_type:
+                return False
+            moment = doc["ts"]
+            return (since is None or moment >= since) and (before is None or moment <= before)
+
+        def read(node: dict[str, Any], cap: int | None) -> list[Document] | None:
+            cursor = self.history.find(node, VREAD_FIELDS).max_time_ms(self.budget_ms)
+            if cap is not None:
+                cursor = cursor.limit(cap + 1)
+            with within_budget("this history", self.budget_ms):
+                docs = list(cursor)
+            return None if cap is not None and len(docs) > cap else docs
+
+        walk = Walk(
+            tree=HistoryTree(owner, first, last),
+            read=read,
+            matches=visible,
+            need=max(offset + count + 1, HISTORY_TOTAL_UP_TO + 1),
+            prior=float("inf"),
+            budget_ms=self.budget_ms,
+            reverse=True,
+        )
+        result = walk.run()
+        page = result.docs[offset : offset + count]
+        total = len(result.docs) if result.complete else None
+        return [StoredVersion.from_doc(d) for d in page], total
+
     @property
     def sorts_large_results(self) -> bool:
         """False on FerretDB 1.24, which never pushes a sort down (see ensure_indexes)."""
@@ -509,7 +578,17 @@ class ResourceStore:
 
 def _extents(index: Mapping[str, Any], moment: datetime) -> dict[str, dict[str, int]]:
     """What a live current document adds to its type's date extents (search_stats)."""
-    return {**(index.get(EXTENTS) or {}), LAST_UPDATED: {"lo": moment.year}}
+    return {**(index.get(EXTENTS) or {}), LAST_UPDATED: {"lo": day_number(as_day(moment))}}
+
+
+def _all_extents(
+    resource_type: str, index: Mapping[str, Any], moment: datetime, deleted: bool
+) -> list[tuple[str, dict[str, dict[str, int]]]]:
+    """A write's extents: its current document's (unless a delete) and its version's in the
+    type and system history (to the second: a history page starts at the newest)."""
+    second = {HISTORY_CODE: {"lo": second_number(moment)}}
+    own = second if deleted else {**_extents(index, moment), **second}
+    return [(resource_type, own), (SYSTEM, second)]
 
 
 def _newest_first(docs: list[Document], by_version: bool) -> list[Document]:
@@ -566,6 +645,7 @@ def _version_doc(doc: Document, txn: str | None) -> Document:
         VERSION_TYPE: doc["t"],
         **{k: v for k, v in doc.items() if k != "t"},
         "pub": PUB_PENDING,
+        HISTORY_KEYS: history_keys(doc["t"], doc["ts"]),
     }
     if txn:
         version["txn"] = txn

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from fhirhub.fhir.search.idorder import HEX, ORDER_DEPTH, bucket_key, id_digits
-from fhirhub.fhir.search.keys import DATE_KEYS, ORDER_KEYS
+from fhirhub.fhir.search.keys import DATE_KEYS, ORDER_KEYS, bucket_days
 from fhirhub.fhir.search.values import MIN_DATE
 
 Document = dict[str, Any]
@@ -54,40 +54,42 @@ class IdTree:
 @dataclass(frozen=True)
 class DateTree:
     """Order of a date parameter's start (`s_<code>__lo`, or `ts` for _lastUpdated):
-    node = a bucket ('' is the whole range; decade, year, month, day), within the years its
-    keys span. Documents tie-break by `_id`; ranges without a start come first (the open
-    bucket); resources without the parameter are not in the tree (searches add them after
-    it). `_lastUpdated` keys have no decade level: the root's children are years."""
+    node = a bucket ('' is the whole range; decade, year, month, day), within the days its
+    keys span (search_stats). Documents tie-break by `_id`; ranges without a start come
+    first (the open bucket); resources without the parameter are not in the tree (searches
+    add them after it). `_lastUpdated` keys have no decade level: the root's children are
+    years. A bucket's measure is its share of the days."""
 
     resource_type: str
     code: str
-    first_year: int
-    last_year: int
+    first_day: date
+    last_day: date
     with_open: bool
     field: str = ""  # the document field ordered by (default s_<code>__lo)
     decades: bool = True
     root: str = ""
 
     def children(self, node: str, reverse: bool) -> list[str]:
-        if node == "" and not self.decades:
-            found = [f"{y:04d}" for y in range(self.first_year, self.last_year + 1)]
-        elif node == "":
-            decades = range(self.first_year // 10, self.last_year // 10 + 1)
-            found = [f"{d:03d}" for d in decades]
+        first, last = self.first_day, self.last_day
+        if node == "":
+            if self.decades:
+                found = [f"{d:03d}" for d in range(first.year // 10, last.year // 10 + 1)]
+            else:
+                found = [f"{y:04d}" for y in range(first.year, last.year + 1)]
             if self.with_open:
                 found.insert(0, OPEN)
         elif node == OPEN:
             found = []
         elif len(node) == 3:
-            first = int(node) * 10
-            years = range(max(first, self.first_year), min(first + 9, self.last_year) + 1)
+            years = range(max(int(node) * 10, first.year), min(int(node) * 10 + 9, last.year) + 1)
             found = [f"{y:04d}" for y in years]
         elif len(node) == 4:
             found = [f"{node}-{m:02d}" for m in range(1, 13)]
         else:
-            first = date(int(node[:4]), int(node[5:7]), 1)
-            days = (date(first.year + (first.month == 12), first.month % 12 + 1, 1) - first).days
+            start = date(int(node[:4]), int(node[5:7]), 1)
+            days = (bucket_days(node)[1] - start).days
             found = [f"{node}-{d:02d}" for d in range(1, days + 1)]
+        found = [b for b in found if b == OPEN or self._days(b) > 0]
         return list(reversed(found)) if reverse else found
 
     def is_leaf(self, node: str) -> bool:
@@ -98,18 +100,17 @@ class DateTree:
             return {"t": self.resource_type}
         return {DATE_KEYS: f"{self.code}<{node}"}
 
+    def _days(self, node: str) -> int:
+        start, end = bucket_days(node)
+        return max(0, (min(end, self.last_day + DAY) - max(start, self.first_day)).days)
+
     def measure(self, node: str) -> float:
-        decades = self.last_year // 10 - self.first_year // 10 + 1 + int(self.with_open)
+        total = (self.last_day - self.first_day).days + 1 + int(self.with_open)
         if node == "":
             return 1.0
-        if node == OPEN or len(node) == 3:
-            return 1.0 / decades
-        if len(node) == 4:
-            if not self.decades:
-                return 1.0 / (self.last_year - self.first_year + 1)
-            return 1.0 / decades / 10
-        year = self.measure(node[:4])
-        return year / 12 if len(node) == 7 else year / 365
+        if node == OPEN:
+            return 1.0 / total
+        return self._days(node) / total
 
     def relation(self, node: str, anchor: Any, reverse: bool) -> int:
         moment, _ = anchor
@@ -130,4 +131,5 @@ class DateTree:
         return (moment or MIN_DATE, str(doc["_id"]))
 
 
+DAY = timedelta(days=1)
 OPEN = "-"

@@ -35,7 +35,8 @@ CAP_FACTOR = 4  # a read stops after this many times its aim: the bucket gets sp
 class Tree(Protocol):
     """An ordered tree of buckets (see trees.py)."""
 
-    root: Any
+    @property
+    def root(self) -> Any: ...
 
     def children(self, node: Any, reverse: bool) -> list[Any]: ...
 
@@ -76,7 +77,8 @@ class Walk:
     probe: int | None = None
     out: list[Document] = field(default_factory=list)
     _last: Any = None
-    _read_candidates: int = 0
+    _read_candidates: int = 0  # everything read (cost)
+    _taken: int = 0  # candidates of the buckets read whole (yield)
     _read_matches: int = 0
     _read_measure: float = 0.0
     _overfull: float = 0.0  # candidates per unit measure seen in buckets read too full
@@ -128,6 +130,7 @@ class Walk:
             self._read_candidates += cap
             return False
         self._read_candidates += len(docs)
+        self._taken += len(docs)
         self._read_measure += measure
         self._take(docs)
         return True
@@ -153,14 +156,14 @@ class Walk:
         """Expected candidates per unit of the tree's measure."""
         if self._read_measure <= 0:
             return max(self.prior, self._overfull)
-        observed = (self._read_candidates + 1) / self._read_measure
+        observed = (self._taken + 1) / self._read_measure
         return max(min(observed, max(self.prior, 1.0)), self._overfull)
 
     def _expected(self, node: Any) -> float:
         return self._density() * self.tree.measure(node)
 
     def _yield(self) -> float:
-        return (self._read_matches + 1) / (self._read_candidates + 1)
+        return (self._read_matches + 1) / (self._taken + 1)
 
     def _aim(self) -> float:
         remaining = self.need - len(self.out)

@@ -100,19 +100,28 @@ def updated_keys(moment: datetime) -> list[str]:
     return [f"{LAST_UPDATED}<{iso[:4]}", f"{LAST_UPDATED}<{iso[:7]}", f"{LAST_UPDATED}<{iso}"]
 
 
+def day_number(day: date) -> int:
+    """A day as the integer yyyymmdd (how extents store it)."""
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def number_day(number: int) -> date:
+    return date(number // 10000, number // 100 % 100, number % 100)
+
+
 def date_extent(low: datetime, high: datetime) -> dict[str, int]:
-    """What a stored range adds to its parameter's extent (search_stats): the years its
+    """What a stored range adds to its parameter's extent (search_stats): the days its
     keys lie in, and whether it uses an open bucket."""
     extent: dict[str, int] = {}
     if low <= MIN_DATE:
         extent["open_lo"] = 1
     else:
-        extent["lo"] = _day(low).year
+        extent["lo"] = day_number(_day(low))
     if high - low > POINT:
         if high >= MAX_DATE:
             extent["open_hi"] = 1
         else:
-            extent["hi"] = _day(high).year
+            extent["hi"] = day_number(_day(high))
     return extent
 
 
