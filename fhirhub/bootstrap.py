@@ -10,6 +10,7 @@ from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
 from fhirhub.storage.migrations import merge_history
 from fhirhub.storage.outbox import OutboxStore
+from fhirhub.storage.search_stats import LAYOUT, LAYOUT_VERSION, STATS
 from fhirhub.storage.transactions import recover
 from fhirhub.storage.websockets import SocketStore
 
@@ -69,6 +70,21 @@ def tune_embedded_database(hub: Hub) -> None:
         tune_autovacuum(settings.pg_port, settings.db_name)
 
 
+def check_layout(hub: Hub) -> None:
+    """A database written before search keys existed answers searches only after
+    `fhirhub reindex` has migrated it: say so loudly (a new database is marked at once)."""
+    stats = hub.db[STATS]
+    if stats.find_one({"_id": LAYOUT}) is not None:
+        return
+    if hub.db["resources"].find_one({}, {"_id": 1}) is None:
+        stats.update_one({"_id": LAYOUT}, {"$set": {"v": LAYOUT_VERSION}}, upsert=True)
+        return
+    log.error(
+        "this database was written by an earlier fhirhub: searches and histories miss its "
+        "resources until `fhirhub reindex` has run (it migrates the stored index once)"
+    )
+
+
 def prepare_database_contents(hub: Hub, seed: bool) -> None:
     merge_history(hub.db)
     hub.store.ensure_indexes()
@@ -76,6 +92,7 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     LeaseStore(hub.db).ensure_indexes()
     SocketStore(hub.db).ensure_indexes()
     tune_embedded_database(hub)
+    check_layout(hub)
     recovered = recover(hub.store)
     if recovered:
         log.warning("finished %d transactions left behind by a stopped process", recovered)

@@ -19,6 +19,10 @@ from typing import Any
 from pymongo.database import Database
 
 STATS = "search_stats"
+# Marker of the stored layout (index as text, search keys, history keys): set on a new
+# database and by `fhirhub reindex`, which migrates an older one.
+LAYOUT = "~layout"
+LAYOUT_VERSION = 2
 _SEP = "~"
 
 

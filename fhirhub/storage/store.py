@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -52,7 +52,7 @@ from fhirhub.storage.history_walk import (
     second_number,
 )
 from fhirhub.storage.mongo import is_ferretdb
-from fhirhub.storage.search_stats import SearchStats
+from fhirhub.storage.search_stats import LAYOUT, LAYOUT_VERSION, STATS, SearchStats
 from fhirhub.storage.walk import Walk
 
 STALE_AFTER = timedelta(seconds=30)
@@ -63,6 +63,7 @@ SORT_IN_MEMORY = 1000
 # A type or system history page reads at least this many versions, so a short history
 # gets its total (a longer one is walked, not counted: no total).
 HISTORY_TOTAL_UP_TO = 50
+REINDEX_BATCH = 500
 # Shared by all requests: bounds the database connections one process uses for bulk work.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-bulk")
 Document = dict[str, Any]
@@ -76,15 +77,16 @@ MAX_ATTEMPTS = 50  # with the backoff below: about 2 s of contention before a 40
 
 Clock = Callable[[], datetime]
 
+# MongoDB: the same search keys as the embedded database's GIN indexes (one multikey index
+# per key field: MongoDB allows one array field per compound index), type counts.
 SEARCH_INDEXES = (
-    ("t", "s_patient", "s_code"),
-    ("t", "s_patient", "s_date__lo"),
-    ("t", "s_subject", "s_code"),
-    ("t", "s_identifier"),
-    ("t", "s_code"),
-    ("t", "s_status"),
-    ("s_comp", "t"),
-    ("t", "s_date__lo"),
+    ("kt",),
+    ("kr",),
+    ("ks",),
+    ("kd",),
+    ("kb",),
+    ("hk",),
+    ("t", "del"),
 )
 
 SECONDARY_INDEXES = ("type_updated", "instance_versions", "updated", "outbox", "transaction")
@@ -146,12 +148,12 @@ class ResourceStore:
         self.resources.create_index([(VERSION_TYPE, ASCENDING), ("ts", DESCENDING)], name="updated")
         self.resources.create_index([("pub", ASCENDING), ("ts", ASCENDING)], name="outbox")
         self.resources.create_index([("txn", ASCENDING)], name="transaction", sparse=True)
-        # MongoDB: multikey indexes for the searches the hub's workflows run.
-        for fields in SEARCH_INDEXES:
-            self.resources.create_index(
-                [(f, DESCENDING if f.endswith("__lo") else ASCENDING) for f in fields],
-                name="search_" + "_".join(f.removeprefix(INDEX_PREFIX) for f in fields),
-            )
+        wanted = {"search_" + "_".join(fields): fields for fields in SEARCH_INDEXES}
+        for name in self.resources.index_information():
+            if name.startswith("search_") and name not in wanted:  # on the former s_* fields
+                self.resources.drop_index(name)
+        for name, fields in wanted.items():
+            self.resources.create_index([(f, ASCENDING) for f in fields], name=name)
 
     def is_ferretdb(self) -> bool:
         return is_ferretdb(self.db)
@@ -459,15 +461,36 @@ class ResourceStore:
         # `t` also keeps version documents out.
         query: dict[str, Any] = {"del": False, "t": resource_type or {"$exists": True}}
         changed = 0
-        for doc in self.resources.find(query):
+        for doc in self.resources.find(query).batch_size(REINDEX_BATCH):
             fresh = {k: v for k, v in doc.items() if k not in STORED_INDEX_FIELDS}
             fresh = {k: v for k, v in fresh.items() if not k.startswith(INDEX_PREFIX)}
             index = index_of(decode_resource(doc["res"]) or {})
-            self.stats.widen([(doc["t"], _extents(index, doc["ts"]))])
+            self.stats.widen(_all_extents(doc["t"], index, doc["ts"], False))
             fresh.update(stored_index(doc["t"], doc["rid"], index, doc["ts"], False))
             if fresh != doc:
                 result = self.resources.replace_one({"_id": doc["_id"], "v": doc["v"]}, fresh)
                 changed += result.modified_count
+        changed += self._key_versions(resource_type)
+        self.db[STATS].update_one({"_id": LAYOUT}, {"$set": {"v": LAYOUT_VERSION}}, upsert=True)
+        return changed
+
+    def _key_versions(self, resource_type: str | None) -> int:
+        """Give versions written before history keys existed their keys (and extents)."""
+        query = {VERSION_TYPE: resource_type or {"$exists": True}}
+        fields = {VERSION_TYPE: 1, "ts": 1, HISTORY_KEYS: 1}
+        updates: list[UpdateOne] = []
+        changed = 0
+        for doc in self.resources.find(query, fields).batch_size(REINDEX_BATCH):
+            keys = history_keys(doc[VERSION_TYPE], doc["ts"])
+            if doc.get(HISTORY_KEYS) == keys:
+                continue
+            self.stats.widen(_all_extents(doc[VERSION_TYPE], {}, doc["ts"], True))
+            updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": {HISTORY_KEYS: keys}}))
+            if len(updates) >= REINDEX_BATCH:
+                changed += self.resources.bulk_write(updates, ordered=False).modified_count
+                updates = []
+        if updates:
+            changed += self.resources.bulk_write(updates, ordered=False).modified_count
         return changed
 
     # -- history -------------------------------------------------------------------------
