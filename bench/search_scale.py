@@ -24,7 +24,6 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -111,8 +110,10 @@ def time_query(client: httpx.Client, url: str, runs: int) -> str:
             return f"{response.status_code} {code}".strip()
         if attempt:  # the first run warms caches
             timings.append(elapsed)
-    return f"{statistics.median(timings):,.0f}" if min(timings) >= 10 else (
-        f"{statistics.median(timings):.1f}"
+    return (
+        f"{statistics.median(timings):,.0f}"
+        if min(timings) >= 10
+        else (f"{statistics.median(timings):.1f}")
     )
 
 

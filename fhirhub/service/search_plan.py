@@ -205,8 +205,12 @@ class Planner:
                 field=field,
                 decades=code != "_lastUpdated",
             )
+            # A bucket read whole may hold resources without the date: they come last.
+            dated = merge_filters([exact, {field: {"$exists": True}}])
             phases.append(
-                replace(plain, tree=tree, key_of=lambda d: [_iso(d.get(field)), d["_id"]])
+                replace(
+                    plain, exact=dated, tree=tree, key_of=lambda d: [_iso(d.get(field)), d["_id"]]
+                )
             )
         if code != "_lastUpdated":
             lacking = merge_filters([exact, {field: {"$exists": False}}])
