@@ -34,6 +34,9 @@ PUSHDOWN_FIELDS = {
     "transactions": ["_id"],
     "deliveries": ["_id", "sub", "st"],
     "worker_leases": ["_id", "name"],
+    "timer_jobs": ["_id", "st", "dm", "key"],
+    "timer_keys": ["_id"],
+    "timer_leases": ["_id", "name"],
 }
 
 
@@ -91,6 +94,7 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     DeliveryStore(hub.db).ensure_indexes()
     LeaseStore(hub.db).ensure_indexes()
     SocketStore(hub.db).ensure_indexes()
+    hub.timer_store.ensure_indexes()
     tune_embedded_database(hub)
     check_layout(hub)
     recovered = recover(hub.store)

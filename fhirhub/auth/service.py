@@ -12,13 +12,14 @@ from fhirhub.auth.keys import KeyRing
 from fhirhub.auth.passwords import hash_password
 from fhirhub.auth.picker import PatientPicker
 from fhirhub.auth.policy import TokenPolicy
-from fhirhub.auth.scopes import Scopes
+from fhirhub.auth.scopes import ScopeError, Scopes
 from fhirhub.auth.tokens import GRANT_FIELDS, TokenIssuer, new_grant_id
 from fhirhub.config import Settings
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.errors import Unauthorized
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.service import access
+from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.search import SearchService
 from fhirhub.storage.auth_store import AuthStore, Record
 
@@ -31,8 +32,10 @@ class AuthService:
         search: SearchService,
         extractor: Extractor,
         definitions: Definitions,
+        grants: GrantRegistry | None = None,
     ):
         self.store = store
+        self.grants = grants or default_registry()
         self.settings = settings
         self.search = search
         self.extractor = extractor
@@ -47,6 +50,11 @@ class AuthService:
             {"Patient", "Resource", "DomainResource"}
             | {r["code"] for r in patient_cd.get("resource", []) if r.get("param")}
         )
+        self.compartment_params = {
+            r["code"]: frozenset(r["param"])
+            for r in patient_cd.get("resource", [])
+            if r.get("param")
+        }
         store.ensure_indexes()
         store.purge_expired()  # once per process: expired codes, tokens, assertion ids
 
@@ -83,7 +91,48 @@ class AuthService:
                 confinement["user"] = care_team_patients(self.search, fhir_user)
         else:
             confinement["user"] = []
-        return TokenPolicy(scopes, confinement, self.compartment_types, self.search, self.extractor)
+        principal = access.Principal(
+            client_id=str(record.get("client_id") or ""),
+            user=record.get("user"),
+            patient=record.get("patient"),
+            scope=str(scopes),
+            fhir_user=fhir_user or None,
+            admin=bool(record.get("admin")),
+        )
+        return TokenPolicy(
+            scopes,
+            confinement,
+            self.compartment_types,
+            self.search,
+            self.extractor,
+            principal,
+            self.grants,
+            self.compartment_params,
+            self.settings.fhir_base,
+        )
+
+    def owner_policy(self, owner: dict[str, str]) -> TokenPolicy:
+        """The access of a Subscription's owner as it is now: the user's current fhirUser
+        and admin flag and care teams, the scope bounded by what the client is still
+        registered for. A user or client that is gone can read nothing."""
+        client = self.store.client(owner.get("client", ""))
+        user = self.store.user(owner["user"]) if owner.get("user") else None
+        scope = ""
+        if client is not None and (user is not None or not owner.get("user")):
+            try:
+                requested = Scopes.parse(owner.get("scope", ""))
+            except ScopeError:
+                requested = Scopes.parse("")
+            scope = str(requested.granted_by(Scopes.parse(client["scope"])))
+        record: Record = {
+            "client_id": owner.get("client"),
+            "scope": scope,
+            "patient": owner.get("patient"),
+            "user": owner.get("user"),
+            "fhir_user": (user or {}).get("fhir_user"),
+            "admin": bool((user or {}).get("admin")),
+        }
+        return self.policy(record)
 
     # -- administration (CLI, launcher, tests) ----------------------------------------------
 

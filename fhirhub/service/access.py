@@ -11,13 +11,42 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fhirhub.fhir.errors import NotFound
+from fhirhub.fhir.search.query import SearchQuery
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.query_translation import NOTHING
 
 Document = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token acts for: recorded as the owner of what it creates (a Subscription), so
+    the owner's access can be rebuilt later from current data (fhirhub/auth/service.py)."""
+
+    client_id: str
+    user: str | None = None
+    patient: str | None = None  # the launch patient of patient/ scopes
+    scope: str = ""
+    fhir_user: str | None = None
+    admin: bool = False
+
+    @property
+    def key(self) -> str:
+        """Equal for every token of the same person (or, without a user, the same client
+        and patient): ownership is per principal, not per token."""
+        if self.user:
+            return f"user:{self.user}"
+        return f"client:{self.client_id}|patient:{self.patient or ''}"
+
+    def is_patient(self, patient_id: str) -> bool:
+        """Does the token act for this patient themself (their own app or portal)?"""
+        if self.fhir_user:
+            return self.fhir_user == f"Patient/{patient_id}"
+        return not self.admin and self.patient == patient_id
 
 
 class AccessPolicy(Protocol):
@@ -45,6 +74,37 @@ class AccessPolicy(Protocol):
 
     def visible_resource(self, resource: Document) -> bool:
         """The same for a bare resource (history, $everything)."""
+        ...
+
+    def unrestricted(self) -> bool:
+        """Full access to everything (admins, unconfined system/*.cruds)."""
+        ...
+
+    def principal(self) -> Principal:
+        """Who the token acts for."""
+        ...
+
+    def check_write(
+        self, action: str, resource_type: str, old: Document | None, new: Document | None
+    ) -> None:
+        """Raise Forbidden unless the token may make this change beyond compartments:
+        access-granting types (whose subject's care it must manage) and shared types
+        (directory data, owned resources). `old`: the live version replaced, None for a
+        create; `new`: None for a delete."""
+        ...
+
+    def owns(self, resource_type: str, resource: Document) -> bool:
+        """Is this an owned resource (Subscription, Endpoint, own directory entry) of the
+        token's principal? Unrestricted tokens own nothing in particular."""
+        ...
+
+    def check_criteria(self, query: SearchQuery) -> None:
+        """Raise Forbidden when a Subscription's criteria can only match data the token may
+        not read."""
+        ...
+
+    def reads_patient(self, resource_type: str, patient_reference: str) -> bool:
+        """May the token read `resource_type` data of this patient ("Patient/b")?"""
         ...
 
 
@@ -100,6 +160,10 @@ def guard_write(
         raise hidden(resource_type, "", gone)
     if new is not None:
         policy.check_resource(action, resource_type, new)
+    if new is not None or action == "d":
+        old = current.resource if live and current is not None else None
+        if old is not None or new is not None:
+            policy.check_write(action, resource_type, old, new)
 
 
 def guard_read(

@@ -4,8 +4,13 @@ Subscription: criteria must parse with the search engine, channel must be rest-h
 allowed http(s) endpoint or websocket (no endpoint: the client binds to the server's socket),
 payload JSON or absent, headers "Name: value"; a `requested` Subscription is activated here,
 so clients never see it stuck in requested. Rest-hook Subscriptions and Endpoints get a
-signing secret when they have none; an update that omits it keeps the old one (a PUT of
-what the client knew must not silently rotate the key).
+signing secret when they have none; an update that omits it (or sends it masked, as
+reads show it: fhirhub/subscriptions/secrets.py) keeps the old one (a PUT of what the
+client knew must not silently rotate the key); masked header values are kept likewise.
+
+A Subscription records its owner (subscription-owner extension), set by the server from
+the token that creates it and kept by every later write, so a client can neither forge
+nor move it; its criteria must be able to match something the owner may read.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from fhirhub.fhir.errors import FhirError, Issue, Unprocessable
+from fhirhub.fhir.search.query import SearchQuery
+from fhirhub.service import access
 from fhirhub.service.resources import WriteHook
 from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolicy
 from fhirhub.subscriptions.model import (
@@ -23,12 +30,16 @@ from fhirhub.subscriptions.model import (
     JSON_MIMES,
     NOTIFICATION_CONTENT,
     SIGNING_SECRET,
+    SUBSCRIPTION_OWNER,
     WEBSOCKET,
     extension_value,
+    owner_extension,
     wants_notifications,
+    with_owner,
 )
 from fhirhub.subscriptions.payloads import parse_header_line
 from fhirhub.subscriptions.routing import NotificationSearch
+from fhirhub.subscriptions.secrets import MASK, restore_headers, reveal
 
 # (type, id) -> the stored current resource, or None
 CurrentReader = Callable[[str, str], dict[str, Any] | None]
@@ -46,6 +57,13 @@ class SubscriptionHook:
         self.current = current
 
     def __call__(self, resource: dict[str, Any]) -> None:
+        previous = _previous(resource, self.current)
+        self._set_owner(resource, previous)
+        channel = resource.get("channel")
+        if isinstance(channel, dict) and channel.get("header"):
+            previous_channel = (previous or {}).get("channel") or {}
+            headers = _restored(channel["header"], previous_channel.get("header"))
+            resource["channel"] = {**channel, "header": headers}
         if resource.get("status") in ("off", "error"):
             # Nothing is delivered to it, so switching one off (the worker does, after a
             # dead letter) must work even if its address or criteria are no longer usable.
@@ -55,11 +73,14 @@ class SubscriptionHook:
         if not isinstance(criteria, str) or not criteria.strip():
             raise _reject("Subscription.criteria", "Subscription.criteria is required")
         try:
-            self.search.validate_criteria(criteria)
+            query = self.search.validate_criteria(criteria)
         except FhirError as error:
             raise _reject(
                 "Subscription.criteria", f"Subscription.criteria is not usable: {error.diagnostics}"
             ) from None
+        policy = access.active()
+        if policy is not None and isinstance(query, SearchQuery):
+            policy.check_criteria(query)  # 403: only data the token may not read
         channel = resource.get("channel") or {}
         if channel.get("type") not in CHANNEL_TYPES:
             raise _reject(
@@ -88,6 +109,37 @@ class SubscriptionHook:
         if not websocket:  # a ping over the client's own socket has nothing to sign
             ensure_secret(resource, self.current)
 
+    @staticmethod
+    def _set_owner(resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """The owner is the stored version's; for a new Subscription the writing token's.
+        Written without a policy (CLI, imports, auth off) a new one keeps what it carries."""
+        stored = _owner_ext(previous)
+        policy = access.active()
+        if stored is not None:
+            with_owner(resource, stored)
+        elif policy is not None:
+            with_owner(resource, owner_extension(policy.principal()))
+
+
+def _owner_ext(resource: dict[str, Any] | None) -> dict[str, Any] | None:
+    for ext in (resource or {}).get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == SUBSCRIPTION_OWNER:
+            return ext
+    return None
+
+
+def _previous(resource: dict[str, Any], current: CurrentReader) -> dict[str, Any] | None:
+    return current(resource["resourceType"], str(resource["id"])) if resource.get("id") else None
+
+
+def _restored(headers: Any, previous: Any) -> Any:
+    restored, missing = restore_headers(headers, previous)
+    if missing is not None:
+        raise _reject(
+            "header", f"header {missing!r} is sent masked but the stored version has no value"
+        )
+    return restored
+
 
 def endpoint_hook(current: CurrentReader) -> WriteHook:
     def hook(resource: dict[str, Any]) -> None:
@@ -99,6 +151,9 @@ def endpoint_hook(current: CurrentReader) -> WriteHook:
                 "Endpoint.extension",
                 f"notification-content must be one of {', '.join(CONTENT_MODES)}",
             )
+        if resource.get("header"):
+            previous = _previous(resource, current)
+            resource["header"] = _restored(resource["header"], (previous or {}).get("header"))
         check_headers(resource.get("header"), "Endpoint.header")
         ensure_secret(resource, current)
 
@@ -113,6 +168,8 @@ def check_headers(headers: Any, expression: str) -> None:
 
 def ensure_secret(resource: dict[str, Any], current: CurrentReader) -> None:
     given = extension_value(resource, SIGNING_SECRET, "valueString")
+    if given == MASK:
+        given = None  # as read back: keep the stored one (below)
     if given is not None:
         if not isinstance(given, str) or len(given) < MIN_SECRET_LENGTH:
             raise _reject(
@@ -127,8 +184,11 @@ def ensure_secret(resource: dict[str, Any], current: CurrentReader) -> None:
     # must not inherit someone else's key.
     same = previous is not None and destination(previous) == destination(resource)
     secret = extension_value(previous, SIGNING_SECRET, "valueString") if previous and same else None
+    if not secret:
+        secret = secrets.token_hex(32)
+        reveal(secret)  # shown once, in the response to this write
     extensions = [e for e in resource.get("extension") or [] if e.get("url") != SIGNING_SECRET]
-    extensions.append({"url": SIGNING_SECRET, "valueString": secret or secrets.token_hex(32)})
+    extensions.append({"url": SIGNING_SECRET, "valueString": secret})
     resource["extension"] = extensions
 
 

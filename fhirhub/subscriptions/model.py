@@ -18,6 +18,7 @@ from typing import Any
 
 from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.errors import BadRequest
+from fhirhub.service.access import Principal
 
 EXT_BASE = "https://fhirhub.example/fhir/StructureDefinition/"
 SIGNING_SECRET = EXT_BASE + "notification-signing-secret"
@@ -25,6 +26,10 @@ NOTIFICATION_CONTENT = EXT_BASE + "notification-content"
 NOTIFICATION_EVENT = EXT_BASE + "notification-event"
 NOTIFICATION_PATIENT = EXT_BASE + "notification-patient"
 NOTIFICATION_CARE_TEAM = EXT_BASE + "notification-care-team"
+# Server-owned: who created a Subscription (client, user, launch patient, scope). Its
+# notifications carry that principal's access at delivery time (README "Notifications").
+SUBSCRIPTION_OWNER = EXT_BASE + "subscription-owner"
+OWNER_PARTS = ("client", "user", "patient", "scope")
 TAG_SYSTEM = "https://fhirhub.example/fhir/CodeSystem/notification"
 
 CONNECTION_TYPES = frozenset({"hl7-fhir-rest", "rest-hook"})
@@ -44,6 +49,57 @@ def extension_value(resource: dict[str, Any], url: str, key: str) -> Any:
         if isinstance(ext, dict) and ext.get("url") == url:
             return ext.get(key)
     return None
+
+
+def owner_extension(principal: Principal) -> dict[str, Any]:
+    values = {
+        "client": principal.client_id,
+        "user": principal.user,
+        "patient": principal.patient,
+        "scope": principal.scope,
+    }
+    parts = [{"url": k, "valueString": v} for k, v in values.items() if v]
+    return {"url": SUBSCRIPTION_OWNER, "extension": parts}
+
+
+def owner_of(resource: dict[str, Any] | None) -> dict[str, str] | None:
+    """The recorded owner's parts, None when the Subscription has no owner (written without
+    authorization: the operator's, unrestricted)."""
+    for ext in (resource or {}).get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == SUBSCRIPTION_OWNER:
+            parts = {
+                str(p.get("url")): str(p.get("valueString"))
+                for p in ext.get("extension") or []
+                if isinstance(p, dict) and p.get("url") in OWNER_PARTS and p.get("valueString")
+            }
+            return parts if parts.get("client") else None
+    return None
+
+
+def owner_principal(owner: dict[str, str]) -> Principal:
+    return Principal(
+        owner["client"], owner.get("user"), owner.get("patient"), owner.get("scope", "")
+    )
+
+
+def owner_key(resource: dict[str, Any]) -> str | None:
+    owner = owner_of(resource)
+    return owner_principal(owner).key if owner else None
+
+
+def with_owner(resource: dict[str, Any], owner: dict[str, Any] | None) -> None:
+    """Replace whatever owner extension the resource carries with `owner` (None: none)."""
+    kept = [
+        e
+        for e in resource.get("extension") or []
+        if not (isinstance(e, dict) and e.get("url") == SUBSCRIPTION_OWNER)
+    ]
+    if owner is not None:
+        kept.append(owner)
+    if kept:
+        resource["extension"] = kept
+    else:
+        resource.pop("extension", None)
 
 
 def ended(end: str | None, now: datetime) -> bool:

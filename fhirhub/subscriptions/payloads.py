@@ -5,6 +5,7 @@ history); the entry carries the event code, the patient(s) and the care team(s) 
 extensions, and the resource unless the Endpoint asks for id-only or it was deleted.
 Subscriptions follow R4 rest-hook: no body without channel.payload, else the resource.
 Every request is signed Medplum-style: X-Signature = hex HMAC-SHA256(secret, body).
+Secrets inside a resource sent (an Endpoint's or Subscription's own) are masked.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fhirhub.subscriptions.model import (
     NOTIFICATION_PATIENT,
     Subscriber,
 )
+from fhirhub.subscriptions.secrets import masked
 
 HEADER_LINE = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)$")
 _STATUS = {"create": "201 Created", "update": "200 OK", "delete": "204 No Content"}
@@ -67,7 +69,7 @@ def care_team_bundle(
         "fullUrl": f"{base}/{event.reference}",
     }
     if include_resource and not event.deleted and event.resource is not None:
-        entry["resource"] = event.resource
+        entry["resource"] = masked(event.resource)
     entry["request"] = {
         "method": method,
         "url": event.resource_type if method == "POST" else event.reference,
@@ -99,7 +101,7 @@ def build_notification(
     if bundle is not None:
         body = orjson.dumps(bundle)
     elif subscriber.mime and not event.deleted and event.resource is not None:
-        body = orjson.dumps(event.resource)
+        body = orjson.dumps(masked(event.resource))
     else:
         body = b""
     headers: dict[str, str] = {}
