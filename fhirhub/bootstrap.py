@@ -106,3 +106,6 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
         load_default_seed(hub)
         # Seed data is a bulk load of history, not news: its Endpoints are placeholders.
         OutboxStore(hub.db).publish_all_pending()
+    from fhirhub.monitoring.wiring import install_knowledge
+
+    install_knowledge(hub)  # after the seed check, which needs an empty database

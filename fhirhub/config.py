@@ -96,6 +96,8 @@ class Settings:
     # Outbound channels (fhirhub/channels): smtp://user:pass@host:port[?starttls] or
     # smtps://...; an HTTP SMS gateway; the sender address and number.
     smtp_url: str = ""
+    # Remote patient monitoring: a site's rules file (fhirhub/monitoring/knowledge.py).
+    monitoring_rules: str = ""
     smtp_from: str = "fhirhub@localhost"
     sms_url: str = ""
     sms_from: str = ""
@@ -189,6 +191,7 @@ class Settings:
             ),
             bundle_timeout_ms=_int(env, "FHIRHUB_BUNDLE_TIMEOUT_MS", defaults.bundle_timeout_ms),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
+            monitoring_rules=env.get("FHIRHUB_MONITORING_RULES", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(
                 env, "FHIRHUB_NOTIFY_MAX_ATTEMPTS", defaults.notify_max_attempts

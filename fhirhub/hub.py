@@ -178,6 +178,9 @@ class Hub:
     def operations(self) -> OperationRegistry:
         """Custom FHIR operations: each domain package registers its own here."""
         registry = OperationRegistry(self.settings.fhir_base, self.started)
+        from fhirhub.monitoring import wiring as monitoring
+
+        monitoring.register_operations(self, registry)
         return registry
 
     @cached_property
@@ -186,12 +189,19 @@ class Hub:
         own here."""
         kinds = TimerRegistry()
         kinds.register(reaction_kind(self.reactions, OutboxStore(self.db)))
+        from fhirhub.monitoring import wiring as monitoring
+
+        monitoring.register_timers(self, kinds)
         return kinds
 
     @cached_property
     def reactions(self) -> ReactionRegistry:
         """Handlers the worker runs on committed changes: domain packages register here."""
-        return ReactionRegistry()
+        registry = ReactionRegistry()
+        from fhirhub.monitoring import wiring as monitoring
+
+        monitoring.register_reactions(self, registry)
+        return registry
 
     @cached_property
     def reaction_queue(self) -> ReactionQueue:
