@@ -110,6 +110,11 @@ class Settings:
     # Open Subscription websockets per web process; each holds one gunicorn thread, and
     # `fhirhub serve` adds this many threads so plain requests keep theirs.
     websocket_max: int = 8
+    # Medication safety (fhirhub/medication): severities that refuse a MedicationRequest
+    # without an override ("high", "high,moderate", or "" to only warn); a site's
+    # knowledge files overriding the shipped tables.
+    medication_refuse: str = "high"
+    medication_knowledge_dir: str = ""
     # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.
     auth: bool = True
     auth_token_ttl: int = 3600
@@ -229,6 +234,8 @@ class Settings:
             sms_url=env.get("FHIRHUB_SMS_URL", "").strip(),
             sms_from=env.get("FHIRHUB_SMS_FROM", "").strip(),
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
+            medication_refuse=env.get("FHIRHUB_MEDICATION_REFUSE", defaults.medication_refuse),
+            medication_knowledge_dir=env.get("FHIRHUB_MEDICATION_KNOWLEDGE_DIR", "").strip(),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             auth_token_cache_ms=_int(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
     from fhirhub.auth.service import AuthService
     from fhirhub.channels.service import Channels
+    from fhirhub.medication.hook import MedicationSafety
+    from fhirhub.medication.knowledge import Knowledge
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -152,7 +155,30 @@ class Hub:
             stored = self.store.current(resource_type, resource_id)
             return stored.resource if stored is not None and not stored.deleted else None
 
-        return write_hooks(self.search, AddressPolicy.from_settings(self.settings), current)
+        hooks = write_hooks(self.search, AddressPolicy.from_settings(self.settings), current)
+        hooks["MedicationRequest"] = self.medication_safety
+        return hooks
+
+    @cached_property
+    def medication_knowledge(self) -> Knowledge:
+        """Drug tables (fhirhub/medication/knowledge/ plus the site's), via the database."""
+        from fhirhub.medication.records import load
+
+        site = self.settings.medication_knowledge_dir
+        return load(self.db, Path(site) if site else None)
+
+    @cached_property
+    def medication_safety(self) -> MedicationSafety:
+        from fhirhub.medication.audit import override_recorder
+        from fhirhub.medication.hook import MedicationSafety, PatientContext
+
+        refuse = frozenset(s.strip() for s in self.settings.medication_refuse.split(",") if s)
+        return MedicationSafety(
+            lambda: self.medication_knowledge,
+            PatientContext(self.search.find_versions),
+            refuse,
+            override_recorder(lambda: self.audit),
+        )
 
     @cached_property
     def subscriber_status(self) -> SubscriberStatus:

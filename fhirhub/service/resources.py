@@ -34,9 +34,10 @@ MAX_CONDITIONAL_MATCHES = 2  # we only need to know "none", "one" or "more than 
 Indexer = Callable[[dict[str, Any]], dict[str, Any]]
 # (resource type, query string, limit) -> current versions matching; raises on bad criteria
 Finder = Callable[[str, str, int], list[StoredVersion]]
-# Type-specific write rules beyond the validator (e.g. Subscription criteria): may raise a
-# FhirError or set server-owned fields in the resource before it is written.
-WriteHook = Callable[[dict[str, Any]], None]
+# Type-specific write rules beyond the validator (e.g. Subscription criteria, medication
+# safety): may raise a FhirError, set server-owned fields in the resource before it is
+# written, and return warnings (OperationOutcome issues) for the response.
+WriteHook = Callable[[dict[str, Any]], "list[Issue] | None"]
 
 
 class Validator(Protocol):
@@ -108,7 +109,7 @@ class ResourceService:
             raise BadRequest(f"resource is invalid: {first}{more}", issues)
         hook = self.write_hooks.get(str(resource.get("resourceType")))
         if hook is not None:
-            hook(resource)
+            issues = issues + (hook(resource) or [])
         return issues
 
     def guard(
