@@ -96,6 +96,9 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     LeaseStore(hub.db).ensure_indexes()
     SocketStore(hub.db).ensure_indexes()
     hub.timer_store.ensure_indexes()
+    # Medication knowledge goes into the database at start: a broken site file fails the
+    # start, not the first prescription.
+    _ = hub.medication_knowledge
     tune_embedded_database(hub)
     check_layout(hub)
     recovered = recover(hub.store)
