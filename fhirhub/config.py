@@ -95,6 +95,12 @@ class Settings:
     timer_poll_ms: int = 250
     # Outbound channels (fhirhub/channels): smtp://user:pass@host:port[?starttls] or
     # smtps://...; an HTTP SMS gateway; the sender address and number.
+    # Scheduling (fhirhub/scheduling): the zone of actors that state none, how long a
+    # $hold keeps a time, reminder offsets before an appointment (ISO 8601 durations).
+    timezone: str = "UTC"
+    hold_ttl_s: int = 300
+    reminder_offsets: str = "P7D,PT24H,PT2H"
+    reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
     smtp_url: str = ""
     # Remote patient monitoring: a site's rules file (fhirhub/monitoring/knowledge.py).
     monitoring_rules: str = ""
@@ -216,6 +222,13 @@ class Settings:
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
             timer_threads=_int(env, "FHIRHUB_TIMER_THREADS", defaults.timer_threads),
             timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
+            timezone=env.get("FHIRHUB_TIMEZONE", "").strip() or defaults.timezone,
+            hold_ttl_s=_int(env, "FHIRHUB_HOLD_TTL", defaults.hold_ttl_s),
+            reminder_offsets=env.get("FHIRHUB_REMINDER_OFFSETS", "").strip()
+            or defaults.reminder_offsets,
+            reminder_retry_base_s=_int(
+                env, "FHIRHUB_REMINDER_RETRY_BASE_S", defaults.reminder_retry_base_s
+            ),
             smtp_url=env.get("FHIRHUB_SMTP_URL", "").strip(),
             smtp_from=env.get("FHIRHUB_SMTP_FROM", "").strip() or defaults.smtp_from,
             sms_url=env.get("FHIRHUB_SMS_URL", "").strip(),

@@ -25,6 +25,7 @@ from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
+from fhirhub.service.write_guards import WriteGuard
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.mongo import connect, connect_for_health
 from fhirhub.storage.outbox import OutboxStore
@@ -63,6 +64,7 @@ class Hub:
         self.settings = settings
         self.client = client or connect(settings)
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._domains_registered = False
 
     @property
     def db(self) -> Database:
@@ -121,7 +123,31 @@ class Hub:
             self.index_resource,
             self.search.find_versions,
             self.write_hooks,
+            self.write_guards,
         )
+
+    @cached_property
+    def write_guards(self) -> dict[str, WriteGuard]:
+        """Synchronous checks before writes commit (booking claims), by resource type."""
+        guards: dict[str, WriteGuard] = {}
+        self.__dict__["write_guards"] = guards
+        self._register_domains()
+        return guards
+
+    def _register_domains(self) -> None:
+        """Each domain package plugs its operations, write guards, reactions and timer
+        kinds into the mechanisms. Runs once, when the first registry is asked for: the flag
+        is set first because registering touches the registries itself."""
+        if self._domains_registered:
+            return
+        self._domains_registered = True
+        from fhirhub.monitoring import wiring as monitoring
+        from fhirhub.scheduling import wiring as scheduling
+
+        scheduling.register(self)
+        monitoring.register_operations(self, self.operations)
+        monitoring.register_timers(self, self.timer_kinds)
+        monitoring.register_reactions(self, self.reactions)
 
     @cached_property
     def write_hooks(self) -> dict[str, WriteHook]:
@@ -204,9 +230,8 @@ class Hub:
     def operations(self) -> OperationRegistry:
         """Custom FHIR operations: each domain package registers its own here."""
         registry = OperationRegistry(self.settings.fhir_base, self.started)
-        from fhirhub.monitoring import wiring as monitoring
-
-        monitoring.register_operations(self, registry)
+        self.__dict__["operations"] = registry
+        self._register_domains()
         return registry
 
     @cached_property
@@ -214,19 +239,17 @@ class Hub:
         """Kinds of durable timer `fhirhub worker` runs: each domain package registers its
         own here."""
         kinds = TimerRegistry()
+        self.__dict__["timer_kinds"] = kinds
         kinds.register(reaction_kind(self.reactions, OutboxStore(self.db)))
-        from fhirhub.monitoring import wiring as monitoring
-
-        monitoring.register_timers(self, kinds)
+        self._register_domains()
         return kinds
 
     @cached_property
     def reactions(self) -> ReactionRegistry:
         """Handlers the worker runs on committed changes: domain packages register here."""
         registry = ReactionRegistry()
-        from fhirhub.monitoring import wiring as monitoring
-
-        monitoring.register_reactions(self, registry)
+        self.__dict__["reactions"] = registry
+        self._register_domains()
         return registry
 
     @cached_property
