@@ -35,15 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from harness import endpoint_role, pct, post  # noqa: E402
 from notifications import (  # noqa: E402
-    TERMINOLOGY,
     Receiver,
     busy_since,
     cpu_ticks,
     environment,
     paced,
-    pct,
-    post,
     start,
     stop,
     wait_until,
@@ -58,29 +56,7 @@ LOINC = "http://loinc.org"
 def enrol(client: httpx.Client, base: str, receiver: Receiver, p: int) -> str:
     patient = post(client, base, {"resourceType": "Patient", "name": [{"family": f"M{p}"}]})
     ref = f"Patient/{patient['id']}"
-    endpoint = post(
-        client,
-        base,
-        {
-            "resourceType": "Endpoint",
-            "status": "active",
-            "connectionType": {
-                "system": f"{TERMINOLOGY}/endpoint-connection-type",
-                "code": "hl7-fhir-rest",
-            },
-            "payloadType": [{"text": "any"}],
-            "address": f"http://127.0.0.1:{receiver.port}/ep/{patient['id']}",
-        },
-    )
-    role = post(
-        client,
-        base,
-        {
-            "resourceType": "PractitionerRole",
-            "active": True,
-            "endpoint": [{"reference": f"Endpoint/{endpoint['id']}"}],
-        },
-    )
+    role = endpoint_role(client, base, f"http://127.0.0.1:{receiver.port}/ep/{patient['id']}")
     post(
         client,
         base,
@@ -88,7 +64,7 @@ def enrol(client: httpx.Client, base: str, receiver: Receiver, p: int) -> str:
             "resourceType": "CareTeam",
             "status": "active",
             "subject": {"reference": ref},
-            "participant": [{"member": {"reference": f"PractitionerRole/{role['id']}"}}],
+            "participant": [{"member": {"reference": role}}],
         },
     )
     post(
