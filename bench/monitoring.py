@@ -154,6 +154,7 @@ def worker_cpu(pid: int) -> float:
 def measure(
     label: str, run: Run, receiver: Receiver, rate: float, seconds: float, worker_pid: int
 ) -> str:
+    print(f"measuring: {label}", flush=True)
     ticks, cpu = cpu_ticks(), worker_cpu(worker_pid)
     began = time.time()
     paced(rate, seconds, 16, run.write)

@@ -82,6 +82,14 @@ def missing(context: Context, job: Job) -> str:
         raise Skip("no longer monitored for this measure")
     every = enrolment.expected[measure]
     now = context.clock()
+    # Readings re-plan this check without the patient's claim, so two at once may leave the
+    # older one's plan: the latest reading decides whether anything is missing yet.
+    since = context.points(patient, measure, now - every)
+    newest = max((q.effective for q in since), default=None)
+    if newest is not None and newest + every > now:
+        key = f"{MISSING}:{patient}:{measure}"
+        context.timers.plan(key, MISSING, newest + every, {**p, "stage": 0})
+        return f"a reading at {newest.isoformat()}: checked again one period after it"
     if stage == 0:
         note = _remind(context, patient, measure, job.id)
         context.timers.plan(
