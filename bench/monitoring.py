@@ -48,7 +48,7 @@ from notifications import (  # noqa: E402
 )
 
 from fhirhub.embedded.ports import wait_for_port  # noqa: E402
-from fhirhub.monitoring.enrolment import CATEGORY, CATEGORY_SYSTEM  # noqa: E402
+from fhirhub.monitoring.enrolment.plans import CATEGORY, CATEGORY_SYSTEM  # noqa: E402
 
 LOINC = "http://loinc.org"
 

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
-from fhirhub.monitoring.enrolment_cache import NAMESPACE
+from fhirhub.monitoring.enrolment.cache import NAMESPACE
 from fhirhub.storage.generations import GenerationStore
 from fhirhub.worker.runner import NotificationWorker
 from tests.helpers import body, create

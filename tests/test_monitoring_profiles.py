@@ -9,7 +9,8 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
-from fhirhub.monitoring import alerts_model, risk_model
+from fhirhub.monitoring.alerts import model as alerts_model
+from fhirhub.monitoring.risk import model as risk_model
 from tests.helpers import create
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from fhirhub.fhir.errors import ConfigurationError
-from fhirhub.monitoring import knowledge
-from fhirhub.monitoring.enrolment import from_plan
-from fhirhub.monitoring.readings import readings
-from fhirhub.monitoring.rules import Point, evaluate, limit_of
-from fhirhub.monitoring.units import BY_NAME, normalise
+from fhirhub.monitoring.enrolment.plans import from_plan
+from fhirhub.monitoring.readings.observations import readings
+from fhirhub.monitoring.readings.units import BY_NAME, normalise
+from fhirhub.monitoring.rules import table as knowledge
+from fhirhub.monitoring.rules.verdicts import Point, evaluate, limit_of
 from tests.monitoring_support import care_plan, vital
 
 T0 = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)

@@ -9,12 +9,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhirhub.fhir.errors import FhirError
-from fhirhub.monitoring.enrolment import Enrolment, from_plan, is_rpm_plan
-from fhirhub.monitoring.enrolment_cache import EnrolmentCache
-from fhirhub.monitoring.knowledge import Knowledge
-from fhirhub.monitoring.readings import readings
-from fhirhub.monitoring.rules import Point
-from fhirhub.monitoring.units import BY_NAME, LOINC, PANEL_BP
+from fhirhub.monitoring.enrolment.cache import EnrolmentCache
+from fhirhub.monitoring.enrolment.plans import Enrolment, from_plan, is_rpm_plan
+from fhirhub.monitoring.readings.observations import readings
+from fhirhub.monitoring.readings.units import BY_NAME, LOINC, PANEL_BP
+from fhirhub.monitoring.rules.table import Knowledge
+from fhirhub.monitoring.rules.verdicts import Point
 from fhirhub.service.resources import ResourceService
 from fhirhub.service.search import SearchService
 from fhirhub.storage.conditional_claims import ClaimStore

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fhirhub.monitoring import alerts_model as model
-from fhirhub.monitoring.alerts import ESCALATE, FINISHED_TASK, OPEN_TASK, AlertBook
+from fhirhub.monitoring.alerts import model as model
+from fhirhub.monitoring.alerts.book import ESCALATE, FINISHED_TASK, OPEN_TASK, AlertBook
 from fhirhub.monitoring.context import HISTORY, Context
-from fhirhub.monitoring.enrolment import Enrolment
-from fhirhub.monitoring.evaluation import evaluate_measure, fires, flag_reading, rules_for
-from fhirhub.monitoring.readings import Reading, readings
-from fhirhub.monitoring.risk_news2 import NEWS_MEASURES, recompute
-from fhirhub.monitoring.rules import Point
+from fhirhub.monitoring.enrolment.plans import Enrolment
+from fhirhub.monitoring.readings.observations import Reading, readings
+from fhirhub.monitoring.risk.news2 import NEWS_MEASURES, recompute
+from fhirhub.monitoring.rules.apply import evaluate_measure, fires, flag_reading, rules_for
+from fhirhub.monitoring.rules.verdicts import Point
 from fhirhub.subscriptions.events import ChangeEvent
 
 MISSING = "monitoring-missing"

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fhirhub.monitoring import knowledge
+from fhirhub.monitoring.alerts.timers import kinds
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.enrolment_cache import WATCHED, EnrolmentCache, invalidator
+from fhirhub.monitoring.enrolment.cache import WATCHED, EnrolmentCache, invalidator
 from fhirhub.monitoring.reactions import on_observation, on_task
-from fhirhub.monitoring.risk_reactions import on_encounter, on_questionnaire_response
-from fhirhub.monitoring.timers import kinds
+from fhirhub.monitoring.risk.reactions import on_encounter, on_questionnaire_response
+from fhirhub.monitoring.rules import table as knowledge
 from fhirhub.operations.registry import OperationRegistry
 from fhirhub.reactions.registry import Listener, Reaction, ReactionRegistry
 from fhirhub.storage.generations import GenerationStore
@@ -110,7 +110,7 @@ def register_timers(hub: Hub, registry: TimerRegistry) -> None:
 
 
 def register_operations(hub: Hub, registry: OperationRegistry) -> None:
-    from fhirhub.monitoring.operations import operations
+    from fhirhub.monitoring.operations.declarations import operations
 
     for operation in operations(lambda: context(hub)):
         registry.register(operation)

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from fhirhub.monitoring.enrolment import Enrolment
+from fhirhub.monitoring.enrolment.plans import Enrolment
 from fhirhub.storage.generations import GenerationStore
 from fhirhub.subscriptions.events import ChangeEvent
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fhirhub.monitoring.knowledge import Rule
+from fhirhub.monitoring.rules.table import Rule
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Opening, updating, closing and escalating alerts (writes through the services).
 
-Called inside the patient's monitoring claim (reactions.py), so two readings of one patient
-handled at once by two worker threads cannot both open the alert for one rule. For the same
-reason a book, which lives for one reaction, keeps the open alerts it found or wrote: no
-one else changes this patient's alerts while the claim is held, and the alerts of all the
-rules a reading concerns are found with one search.
+Called inside the patient's monitoring claim (monitoring/reactions.py), so two readings of
+one patient handled at once by two worker threads cannot both open the alert for one rule.
+For the same reason a book, which lives for one reaction, keeps the open alerts it found or
+wrote: no one else changes this patient's alerts while the claim is held, and the alerts of
+all the rules a reading concerns are found with one search.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fhirhub.monitoring import alerts_model as model
+from fhirhub.monitoring.alerts import model as model
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.knowledge import Rule
-from fhirhub.monitoring.rules import Point, Verdict
+from fhirhub.monitoring.rules.table import Rule
+from fhirhub.monitoring.rules.verdicts import Point, Verdict
 from fhirhub.storage.store import fhir_instant
 
 ESCALATE = "monitoring-escalate"

@@ -11,12 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from fhirhub.channels.message import EMAIL, SMS, Message
-from fhirhub.monitoring import alerts_model as model
-from fhirhub.monitoring.alerts import ESCALATE, OPEN_TASK, RESOLVE, AlertBook
+from fhirhub.monitoring.alerts import model as model
+from fhirhub.monitoring.alerts.book import ESCALATE, OPEN_TASK, RESOLVE, AlertBook
 from fhirhub.monitoring.context import HISTORY, Context
 from fhirhub.monitoring.reactions import MISSING, claim_key
-from fhirhub.monitoring.rules import Point, evaluate, limit_of
-from fhirhub.monitoring.units import BY_NAME
+from fhirhub.monitoring.readings.units import BY_NAME
+from fhirhub.monitoring.rules.verdicts import Point, evaluate, limit_of
 from fhirhub.storage.store import fhir_instant
 from fhirhub.storage.timers import Job
 from fhirhub.timers.model import Skip, TimerKind

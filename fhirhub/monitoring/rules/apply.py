@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fhirhub.monitoring.alerts import AlertBook
+from fhirhub.monitoring.alerts.book import AlertBook
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.enrolment import Enrolment
-from fhirhub.monitoring.knowledge import Rule
-from fhirhub.monitoring.readings import Reading
-from fhirhub.monitoring.rules import Point, evaluate, limit_of
-from fhirhub.monitoring.units import BY_NAME
+from fhirhub.monitoring.enrolment.plans import Enrolment
+from fhirhub.monitoring.readings.observations import Reading
+from fhirhub.monitoring.readings.units import BY_NAME
+from fhirhub.monitoring.rules.table import Rule
+from fhirhub.monitoring.rules.verdicts import Point, evaluate, limit_of
 from fhirhub.storage.store import fhir_instant
 
 NAMESPACE = uuid.UUID("6d2f0a41-93b7-4e55-8a0e-1c7b9f3e2d54")
