@@ -2,9 +2,11 @@
 
 Usage: .venv/bin/python bench/monitoring.py [--patients 1000] [--rate 50] [--seconds 20]
                                             [--burst-rate 500] [--burst-seconds 10]
+                                            [--workers 1] [--timer-threads 4]
 
 Starts its own `fhirhub serve` without a worker (embedded database under var/bench-monitor,
-free ports, no seed), a loopback HTTP receiver and one `fhirhub worker`; creates --patients
+free ports, no seed), a loopback HTTP receiver and --workers `fhirhub worker` processes
+(each with --timer-threads threads for reactions and timers); creates --patients
 patients, each with an RPM CarePlan (heart rate) and a CareTeam whose PractitionerRole has
 its own Endpoint. Then heart-rate readings are POSTed open-loop (paced) at --rate per second
 for --seconds, every tenth one out of range (131 /min) for a patient not yet alerted, and a
@@ -152,10 +154,10 @@ def worker_cpu(pid: int) -> float:
 
 
 def measure(
-    label: str, run: Run, receiver: Receiver, rate: float, seconds: float, worker_pid: int
+    label: str, run: Run, receiver: Receiver, rate: float, seconds: float, worker_pids: list[int]
 ) -> str:
     print(f"measuring: {label}", flush=True)
-    ticks, cpu = cpu_ticks(), worker_cpu(worker_pid)
+    ticks, cpu = cpu_ticks(), sum(worker_cpu(pid) for pid in worker_pids)
     began = time.time()
     paced(rate, seconds, 16, run.write)
     posted = time.time()
@@ -164,13 +166,13 @@ def measure(
     latencies = [received[p] - t for p, t in run.acked.items() if p in received]
     drain = max((received[p] for p in run.acked if p in received), default=posted) - posted
     wait_until(lambda: False, 2)  # let the worker finish the in-range readings' reactions
-    used = worker_cpu(worker_pid) - cpu
+    used = sum(worker_cpu(pid) for pid in worker_pids) - cpu
     achieved = run.count / max(posted - began, 1e-9)
     return (
         f"| {label} | {run.count} ({achieved:.0f}/s) | {len(latencies)} | "
         f"{pct(latencies, 0.5):.0f} | {pct(latencies, 0.95):.0f} | {pct(latencies, 0.99):.0f} | "
         f"{len(run.acked) - len(latencies)} | {used / max(run.count, 1) * 1000:.1f} | "
-        f"{max(drain, 0):.1f} | {busy_since(ticks)} |"
+        f"{max(drain, 0):.1f} | {busy_since(ticks)}, load average {os.getloadavg()[0]:.1f} |"
     )
 
 
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--burst-rate", type=float, default=500.0)
     parser.add_argument("--burst-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1, help="`fhirhub worker` processes")
+    parser.add_argument("--timer-threads", type=int, default=0, help="FHIRHUB_TIMER_THREADS")
     args = parser.parse_args()
     var_dir = ROOT / "var" / "bench-monitor"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
@@ -188,7 +192,7 @@ def main() -> None:
     env, port = environment(var_dir, receiver.port)
     env["FHIRHUB_DB_NAME"] = "bench_monitor"
     server = start(["serve"], env)
-    worker: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}/fhir"
     rows = []
     try:
@@ -204,7 +208,9 @@ def main() -> None:
                 )
             )
         print(f"{args.patients} patients enrolled in {time.time() - set_up:.0f} s", flush=True)
-        worker = start(["worker"], env)
+        if args.timer_threads:
+            env["FHIRHUB_TIMER_THREADS"] = str(args.timer_threads)
+        workers = [start(["worker"], env) for _ in range(args.workers)]
         probe = patients[-1]
         post(client, base, reading(probe, 131))
         wait_until(lambda: probe.split("/")[1] in flag_times(receiver), 180)
@@ -227,7 +233,7 @@ def main() -> None:
                 receiver,
                 args.rate,
                 args.seconds,
-                worker.pid,
+                [w.pid for w in workers],
             )
         )
         print(rows[-1], flush=True)
@@ -239,7 +245,7 @@ def main() -> None:
                 receiver,
                 args.burst_rate,
                 args.burst_seconds,
-                worker.pid,
+                [w.pid for w in workers],
             )
         )
         print(rows[-1], flush=True)
@@ -256,7 +262,7 @@ def main() -> None:
         duplicates = sum(n - 1 for n in per_alert.values() if n > 1)
         print(f"\nFlags per rule: {dict(per_rule)}; duplicate open alerts: {duplicates}")
     finally:
-        if worker is not None:
+        for worker in workers:
             stop(worker)
         stop(server)
         receiver.server.shutdown()
