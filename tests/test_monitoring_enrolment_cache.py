@@ -4,16 +4,29 @@ change token before it plans the reading's reaction)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 from flask.testing import FlaskClient
 
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
+from fhirhub.importer.runner import Importer
 from fhirhub.monitoring.enrolment.cache import NAMESPACE
+from fhirhub.service.bundles import BundleService
 from fhirhub.storage.generations import GenerationStore
 from fhirhub.worker.runner import NotificationWorker
 from tests.helpers import body, create
-from tests.monitoring_support import LOINC, ago, alerts, care_plan, vital, wait_alert
+from tests.monitoring_support import (
+    LOINC,
+    ago,
+    alert_count,
+    alerts,
+    care_plan,
+    vital,
+    wait_alert,
+)
 from tests.test_notifications_support import notification_settings, outbox_drained, wait_for
 
 
@@ -92,3 +105,31 @@ def test_a_plan_moved_to_another_patient_renews_both_tokens(
     settled(hub)
     after = {p: tokens.token(NAMESPACE + p) for p in (first, second)}
     assert after[first] != before[first] and after[second] not in (None, before[second])
+
+
+def test_readings_imported_as_ndjson_after_a_device_is_assigned_alert(
+    client: FlaskClient, hub: Hub, worker: NotificationWorker, tmp_path: Path
+) -> None:
+    """NDJSON through the importer (`fhirhub import`): a Device assigned in the file enrols
+    the patient, remembered before as not monitored, for the readings after it."""
+    patient = f"Patient/{body(create(client, {'resourceType': 'Patient'}))['id']}"
+    create(client, vital(patient, "59408-5", 85, "%", ago(minutes=30)))
+    settled(hub)
+    assert alerts(client, patient, "spo2-low") == []
+    lines = [
+        {"resourceType": "Device", "status": "active", "patient": {"reference": patient}},
+        vital(patient, "59408-5", 86, "%", ago(minutes=5)),
+        vital(patient, "59408-5", 84, "percent-ish", ago(minutes=4)),
+    ]
+    path = tmp_path / "readings.ndjson"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    result = Importer(BundleService(hub.resources, hub.settings.fhir_base), None).import_file(path)
+    assert (result.loaded, result.rejected, result.error) == (3, 0, None)
+    flag = wait_alert(client, patient, "spo2-low")
+    assert alert_count(flag) == 1  # the reading in an unknown unit is not compared...
+    issues = wait_for(
+        lambda: body(client.get(f"/fhir/DetectedIssue?patient={patient}")).get("entry"),
+        15,
+        "the flagged reading",
+    )
+    assert "unknown unit" in issues[0]["resource"]["detail"]  # ...but flagged
