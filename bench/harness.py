@@ -20,6 +20,7 @@ from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
 
 FHIR = {"Content-Type": "application/fhir+json"}
 TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
+RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 
 
 def start_server(
@@ -133,9 +134,13 @@ def post(client: httpx.Client, base: str, resource: dict[str, Any]) -> dict[str,
     return created
 
 
-def endpoint_role(client: httpx.Client, base: str, address: str) -> str:
+def endpoint_role(
+    client: httpx.Client, base: str, address: str, types: tuple[str, ...] = ()
+) -> str:
     """A PractitionerRole with its own rest-hook Endpoint at `address` (a care-team member
-    whose notifications a loopback receiver counts); returns "PractitionerRole/<id>"."""
+    whose notifications a loopback receiver counts), taking only changes of `types` when
+    given (payloadType resource-types codings); returns "PractitionerRole/<id>"."""
+    payload = [{"coding": [{"system": RESOURCE_TYPES, "code": t}]} for t in types]
     endpoint = post(
         client,
         base,
@@ -146,7 +151,7 @@ def endpoint_role(client: httpx.Client, base: str, address: str) -> str:
                 "system": f"{TERMINOLOGY}/endpoint-connection-type",
                 "code": "hl7-fhir-rest",
             },
-            "payloadType": [{"text": "any"}],
+            "payloadType": payload or [{"text": "any"}],
             "address": address,
         },
     )

@@ -3,17 +3,20 @@
 Usage: .venv/bin/python bench/monitoring.py [--patients 1000] [--rate 50] [--seconds 20]
                                             [--burst-rate 500] [--burst-seconds 10]
                                             [--workers 1] [--timer-threads 4]
+                                            [--team-gets all|alerts]
 
 Starts its own `fhirhub serve` without a worker (embedded database under var/bench-monitor,
 free ports, no seed), a loopback HTTP receiver and --workers `fhirhub worker` processes
 (each with --timer-threads threads for reactions and timers); creates --patients
 patients, each with an RPM CarePlan (heart rate) and a CareTeam whose PractitionerRole has
-its own Endpoint. Then heart-rate readings are POSTed open-loop (paced) at --rate per second
-for --seconds, every tenth one out of range (131 /min) for a patient not yet alerted, and a
-burst at --burst-rate for --burst-seconds likewise. Latency = receipt of the alert's Flag at
-the patient's endpoint - the time the Observation's POST returned (committed). Also: Flags
-per rule and per patient (duplicates), worker CPU per reading (its utime+stime over the
-readings handled), backlog drain time after the burst (last POST -> last alert received).
+its own Endpoint (taking every change, or with --team-gets alerts only Flags and Tasks, as
+an RPM team's alert inbox would). Then heart-rate readings are POSTed open-loop (paced) at
+--rate per second for --seconds, every tenth one out of range (131 /min) for a patient not
+yet alerted, and a burst at --burst-rate for --burst-seconds likewise. Latency = receipt of
+the alert's Flag at the patient's endpoint - the time the Observation's POST returned
+(committed). Also: Flags per rule and per patient (duplicates), worker CPU per reading
+(utime+stime of the worker processes over the readings handled), backlog drain time after
+the burst (last POST -> last alert received).
 Not a test: numbers only.
 """
 
@@ -55,10 +58,13 @@ from fhirhub.monitoring.enrolment.plans import CATEGORY, CATEGORY_SYSTEM  # noqa
 LOINC = "http://loinc.org"
 
 
-def enrol(client: httpx.Client, base: str, receiver: Receiver, p: int) -> str:
+def enrol(
+    client: httpx.Client, base: str, receiver: Receiver, p: int, types: tuple[str, ...]
+) -> str:
     patient = post(client, base, {"resourceType": "Patient", "name": [{"family": f"M{p}"}]})
     ref = f"Patient/{patient['id']}"
-    role = endpoint_role(client, base, f"http://127.0.0.1:{receiver.port}/ep/{patient['id']}")
+    address = f"http://127.0.0.1:{receiver.port}/ep/{patient['id']}"
+    role = endpoint_role(client, base, address, types)
     post(
         client,
         base,
@@ -183,9 +189,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--burst-rate", type=float, default=500.0)
     parser.add_argument("--burst-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--team-gets",
+        choices=("all", "alerts"),
+        default="all",
+        help="the team's Endpoints take every change (all) or only Flag and Task (alerts)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="`fhirhub worker` processes")
     parser.add_argument("--timer-threads", type=int, default=0, help="FHIRHUB_TIMER_THREADS")
     args = parser.parse_args()
+    types = ("Flag", "Task") if args.team_gets == "alerts" else ()
     var_dir = ROOT / "var" / "bench-monitor"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
     receiver = Receiver()
@@ -203,7 +216,7 @@ def main() -> None:
         with ThreadPoolExecutor(8) as pool:
             patients = list(
                 pool.map(
-                    lambda p: enrol(httpx.Client(timeout=60), base, receiver, p),
+                    lambda p: enrol(httpx.Client(timeout=60), base, receiver, p, types),
                     range(args.patients),
                 )
             )
