@@ -17,7 +17,7 @@ from fhirhub.monitoring.enrolment.plans import Enrolment
 from fhirhub.monitoring.readings.observations import Reading, readings
 from fhirhub.monitoring.risk.news2 import NEWS_MEASURES, recompute
 from fhirhub.monitoring.rules.apply import evaluate_measure, fires, flag_reading, rules_for
-from fhirhub.monitoring.rules.verdicts import Point
+from fhirhub.monitoring.rules.verdicts import Point, reach
 from fhirhub.subscriptions.events import ChangeEvent
 
 MISSING = "monitoring-missing"
@@ -47,9 +47,12 @@ def on_observation(context: Context, event: ChangeEvent) -> str | None:
         return _judge(context, enrolment, monitored, event)
 
 
-def _series(context: Context, patient: str, reading: Reading) -> list[Point]:
+def _series(context: Context, enrolment: Enrolment, reading: Reading) -> list[Point]:
+    """The measure's readings from as far back as its rules look (rules.verdicts.reach)."""
     assert reading.effective is not None
-    return context.points(patient, reading.measure, reading.effective - HISTORY)
+    rules = rules_for(context, enrolment, reading.measure)
+    since = reach(rules, reading.effective, HISTORY)
+    return context.points(enrolment.patient, reading.measure, since)
 
 
 def _quiet(context: Context, enrolment: Enrolment, monitored: list[Reading]) -> bool:
@@ -65,7 +68,7 @@ def _quiet(context: Context, enrolment: Enrolment, monitored: list[Reading]) -> 
     book.prefetch(patient, _rule_ids(context, enrolment, monitored))
     if book.any_open():
         return False
-    series = {id(r): _series(context, patient, r) for r in monitored}
+    series = {id(r): _series(context, enrolment, r) for r in monitored}
     if any(fires(book, enrolment, r, series[id(r)]) for r in monitored):
         return False
     for reading in monitored:
@@ -100,7 +103,7 @@ def _judge(
             notes.append(flag_reading(context, patient, reading, event.key))
             continue
         device = (observation.get("device") or {}).get("reference") or ""
-        points = _series(context, patient, reading)
+        points = _series(context, enrolment, reading)
         notes += evaluate_measure(book, enrolment, reading, points, event.key, device)
         plan_missing(book, enrolment, reading.measure, reading.effective, points)
     if _news_due(enrolment, monitored):

@@ -45,6 +45,21 @@ def series(points: list[Point]) -> list[Point]:
     return out
 
 
+def reach(rules: list[Rule], trigger: datetime, longest: timedelta) -> datetime:
+    """How far back the readings for judging `rules` at `trigger` must go: a threshold
+    needs only the trigger and what came after it (the latest, and whether the patient has
+    been back in range since), a gain its window before the trigger, a run of consecutive
+    readings an unknown stretch (`longest`). Keeps the series read per reading from growing
+    with months of history."""
+    back = timedelta(0)
+    for rule in rules:
+        if rule.kind == "gain":
+            back = max(back, timedelta(days=rule.window_days))
+        elif rule.kind not in ("below", "above", "at-or-above"):
+            back = longest
+    return trigger - min(back, longest) if back else trigger
+
+
 def limit_of(rule: Rule, goal: tuple[float | None, float | None]) -> float:
     """The patient's own bound from their Goal when the rule takes one, else the default."""
     low, high = goal
