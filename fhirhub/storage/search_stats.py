@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 STATS = "search_stats"
 # Marker of the stored layout (index as text, search keys, history keys): set on a new
@@ -59,7 +60,12 @@ class SearchStats:
                         current = ops.get(field)
                         ops[field] = year if current is None else _pick(op, current, year)
         for resource_type, update in wanted.items():
-            self.collection.update_one({"_id": resource_type}, update, upsert=True)
+            try:
+                self.collection.update_one({"_id": resource_type}, update, upsert=True)
+            except DuplicateKeyError:
+                # Two first writers of a type upserted at once and the other inserted the
+                # document: it exists now, so the same update applies to it.
+                self.collection.update_one({"_id": resource_type}, update, upsert=True)
             with self._lock:
                 known = self._known.setdefault(resource_type, {})
                 for op, fields in update.items():
