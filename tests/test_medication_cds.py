@@ -11,7 +11,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from tests.helpers import body, create, patient
-from tests.medication_support import RXNORM, allergy, order
+from tests.medication_support import RXNORM, SNOMED, allergy, order
 
 
 def _patient_id(client: FlaskClient) -> str:
@@ -143,3 +143,17 @@ def test_feedback_is_recorded(client: FlaskClient) -> None:
         client.post("/cds-services/medication-order-sign/feedback", json={"x": 1}).status_code
         == 400
     )
+
+
+def test_patient_view_shows_an_allergy_banner(client: FlaskClient) -> None:
+    pid = _patient_id(client)
+    create(client, allergy(f"Patient/{pid}", SNOMED, "91936005", "Allergy to penicillin"))
+    request = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/example", "patientId": pid},
+    }
+    response = client.post("/cds-services/medication-patient-view", json=request)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    cards = body(response)["cards"]
+    assert cards and "Allergy to penicillin" in cards[0]["summary"]
