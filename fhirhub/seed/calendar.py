@@ -38,8 +38,10 @@ def holidays(year: int) -> list[tuple[date, str]]:
         return day - timedelta(days=(day.weekday() - weekday) % 7)
 
     def observed(day: date) -> date:
-        return day - timedelta(days=1) if day.weekday() == 5 else day + timedelta(
-            days=1 if day.weekday() == 6 else 0
+        return (
+            day - timedelta(days=1)
+            if day.weekday() == 5
+            else day + timedelta(days=1 if day.weekday() == 6 else 0)
         )
 
     return [

@@ -54,7 +54,11 @@ class SlotClaims:
         self.clock = clock
 
     def ensure_indexes(self) -> None:
+        """Also creates both collections, so the embedded database's GIN indexes (bootstrap
+        PUSHDOWN_FIELDS) exist before the first booking: without them every claim lookup
+        scans all claims (seeding 1,000 patients slowed from 40 to 8 patients a minute)."""
         self.claims.create_index([("owner", ASCENDING)], name="claim_owner")
+        self.ends.create_index([("at", ASCENDING)], name="claim_end_at")
 
     def take(self, keys: list[str], owner: str, seat: int = 0) -> dict[str, Held | None]:
         """Try to claim `keys` at `seat`: for each key, None when it is now ours (or was
