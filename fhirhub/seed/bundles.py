@@ -32,12 +32,12 @@ def generate_bundles(
     anchor: date | None = None,
     patients_per_bundle: int = 10,
 ) -> Iterator[Json]:
-    """Yields FHIR R4 transaction Bundles: first the directory bundle (Organizations, Locations,
-    Endpoints, Practitioners, PractitionerRoles), then patient bundles. Same (patients, seed,
-    anchor) -> byte-identical output. anchor defaults to date.today(); past/future dates are
-    relative to it. Each patient's record depends only on (seed, anchor, patient number, the
-    directory and the office visits of the patients before it, which share one calendar), not
-    on patients_per_bundle, which only regroups the same entries."""
+    """Yields FHIR R4 transaction Bundles: first the directory bundle (Organizations,
+    Locations, Endpoints, Practitioners, PractitionerRoles, Schedules), then patient bundles.
+    Same (patients, seed, anchor) -> byte-identical output. anchor defaults to date.today();
+    past/future dates are relative to it. Each patient's record depends only on (seed, anchor,
+    patient number, the directory and the office visits of the patients before it, which
+    share one calendar), not on patients_per_bundle, which only regroups the same entries."""
     if patients < 0:
         raise ValueError(f"patients must be >= 0, got {patients}")
     if patients_per_bundle < 1:
@@ -48,7 +48,8 @@ def generate_bundles(
 
 def _bundles(patients: int, seed: int, anchor: date, patients_per_bundle: int) -> Iterator[Json]:
     vocab = load_vocabulary()
-    directory = build_directory(patients, seed, vocab)
+    closed = closed_days(anchor, vocab.history_days)
+    directory = build_directory(patients, seed, vocab, anchor, closed)
     yield transaction(list(directory.entries))
     run = SeedRun(
         seed=seed,
@@ -56,7 +57,7 @@ def _bundles(patients: int, seed: int, anchor: date, patients_per_bundle: int) -
         vocab=vocab,
         directory=directory,
         mrn_offset=Random(f"fhirhub-seed:{seed}:mrn").randrange(100_000_000),
-        calendar=Calendar(day for day, _ in closed_days(anchor, vocab.history_days)),
+        calendar=Calendar(day for day, _ in closed),
     )
     for first in range(0, patients, patients_per_bundle):
         entries: list[Json] = []
