@@ -112,7 +112,11 @@ def test_patients_set_their_own_preferences_and_join_the_waitlist(
     response = alice.send("PUT", f"/fhir/{me}", mine)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert body(alice.get(f"/fhir/{me}"))["extension"] == _prefs(optOut=True)
-    theirs = {"resourceType": "Patient", "id": other.split("/")[1], "extension": _prefs(optOut=False)}
+    theirs = {
+        "resourceType": "Patient",
+        "id": other.split("/")[1],
+        "extension": _prefs(optOut=False),
+    }
     assert alice.send("PUT", f"/fhir/{other}", theirs).status_code in (403, 404)
     entry = {
         "resourceType": "Appointment",
