@@ -12,19 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.search import keys as k
 from fhirhub.fhir.search.query import Clause, split_prefix
 from fhirhub.fhir.search.values import normalize, reference_keys
+from fhirhub.storage.date_candidates import (
+    MAX_BRANCHES,
+    bucket_keys,
+    date_bounds,
+    intersect_bounds,
+)
 from fhirhub.storage.documents import INDEX_PREFIX, resource_key
 from fhirhub.storage.query_translation import composite_key
 from fhirhub.storage.search_stats import Extent
 
 Conditions = dict[str, Any]
-MAX_BRANCHES = 16
 # Tokens most resources share a few values of: used only when nothing better is offered.
 COMMON_TOKENS = {
     "status",
@@ -141,17 +145,50 @@ class KeyPlanner:
         for raw in values:
             prefix, value = split_prefix(raw)
             qlo, qhi = parse_period(value)
-            found = date_alternatives(code, prefix, qlo, qhi, extent, point)
+            found = bucket_keys(code, date_bounds(prefix, qlo, qhi, point), extent, point)
             if found is None:
                 return None
             keys += found
         return Offer(k.DATE_KEYS, tuple(dict.fromkeys(keys)))
 
+    def _ranges(self, clauses: tuple[Clause, ...]) -> tuple[list[Offer], set[int]]:
+        """One offer for the conditions on one date parameter that must all hold
+        (`birthdate=ge1970&birthdate=lt1971`): the buckets of their intersection, where
+        one condition alone would reach everyone born since 1970. Returns the offers and
+        the ids of the clauses they replace."""
+        groups: dict[str, list[Clause]] = {}
+        for clause in clauses:
+            dated = clause.type == "date" or clause.name == "_lastUpdated"
+            if dated and clause.modifier is None and len(clause.values) == 1:
+                groups.setdefault(clause.name, []).append(clause)
+        offers: list[Offer] = []
+        merged: set[int] = set()
+        for name, group in groups.items():
+            if len(group) < 2:
+                continue
+            point = name == "_lastUpdated"
+            code = k.LAST_UPDATED if point else name
+            bounds = []
+            for clause in group:
+                prefix, value = split_prefix(clause.values[0])
+                bounds.append(date_bounds(prefix, *parse_period(value), point))
+            both = intersect_bounds(bounds)
+            keys = None if both is None else bucket_keys(code, both, self._extent(code), point)
+            if keys is not None:
+                offers.append(Offer(k.DATE_KEYS, tuple(keys)))
+                merged.update(id(c) for c in group)
+        return offers, merged
+
     def plan(
         self, resource_type: str, clauses: tuple[Clause, ...], extra: list[Offer]
     ) -> Candidates:
-        offers = [o for o in (self.offer(resource_type, c) for c in clauses) if o is not None]
-        offers += extra
+        ranges, merged = self._ranges(clauses)
+        offers = [
+            o
+            for o in (self.offer(resource_type, c) for c in clauses if id(c) not in merged)
+            if o is not None
+        ]
+        offers += ranges + extra
         if any(not o.alternatives for o in offers):
             return Candidates([])
         ids = [o for o in offers if o.field == "_id"]
@@ -199,87 +236,3 @@ def compartment_offer(query_filter: Conditions) -> Offer | None:
     else:
         return None
     return Offer(k.REFERENCE_KEYS, tuple(f"{k.COMPARTMENT_CODE}={v}" for v in values))
-
-
-# -- dates --------------------------------------------------------------------------------
-
-DAY = timedelta(days=1)
-
-
-def date_alternatives(
-    code: str,
-    prefix: str,
-    qlo: datetime,
-    qhi: datetime,
-    extent: Extent | None,
-    point: bool,
-) -> list[str] | None:
-    """Date buckets holding every range the condition can match. A stored range [lo, hi)
-    has buckets for lo, and for hi when longer than a day (keys.date_keys); `point` (an
-    instant: _lastUpdated) has only lo. None: no bucket set is small enough."""
-    if extent is None:
-        return []  # no stored value of this parameter at all
-    starts: list[tuple[datetime | None, datetime | None]] = []  # lo in [a, b)
-    ends: list[tuple[datetime | None, datetime | None]] = []  # hi in (a, b] (long ranges)
-    open_lo = open_hi = False
-    if point:
-        bounds = {
-            "eq": (qlo, qhi),
-            "gt": (qhi, None),
-            "sa": (qhi, None),
-            "ge": (qlo, None),
-            "lt": (None, qlo),
-            "eb": (None, qlo),
-            "le": (None, qhi),
-        }
-        if prefix in bounds:
-            starts.append(bounds[prefix])
-        elif prefix == "ne":
-            starts += [(None, qlo), (qhi, None)]
-        else:  # ap: wide; the exact filter decides
-            starts.append((None, None))
-    elif prefix == "eq":
-        starts.append((qlo, qhi))
-    elif prefix == "sa":
-        starts.append((qhi, None))
-    elif prefix in ("lt", "eb", "le"):
-        starts.append((None, qhi if prefix == "le" else qlo))
-        open_lo = True
-    else:  # gt, ge, ne, ap: may extend past the query's end
-        begin: datetime | None = min(qlo, qhi - DAY) if prefix in ("ge", "ne") else qhi - DAY
-        if prefix == "ap":
-            begin = None
-        starts.append((begin, None))
-        ends.append((qhi, None))
-        open_hi = True
-        if prefix in ("ne", "ap"):
-            starts.append((None, qlo if prefix == "ne" else None))
-            open_lo = True
-    keys: list[str] = []
-    for low, high in starts:
-        span = _days(low, high, extent.lo)
-        if span is not None:
-            keys += [f"{code}<{b}" for b in k.cover(*span, decades=not point)]
-    for low, high in ends:
-        span = _days(low, high, extent.hi)
-        if span is not None:
-            keys += [f"{code}>{b}" for b in k.cover(*span, decades=not point)]
-    if open_lo and extent.open_lo:
-        keys.append(f"{code}<{k.OPEN_START}")
-    if open_hi and extent.open_hi:
-        keys.append(f"{code}>{k.OPEN_END}")
-    return list(dict.fromkeys(keys)) if len(keys) <= 4 * MAX_BRANCHES else None
-
-
-def _days(
-    low: datetime | None, high: datetime | None, days: tuple[int, int] | None
-) -> tuple[Any, Any] | None:
-    """Days [start, end) of a bound within the stored days (None: nothing stored there)."""
-    if days is None:
-        return None
-    first, last = k.number_day(days[0]), k.number_day(days[1]) + DAY
-    start = first if low is None else max(first, k.as_day(low))
-    end = last if high is None else min(last, k.as_day(high - timedelta(microseconds=1)) + DAY)
-    if start >= end:
-        return None
-    return start, end
