@@ -109,7 +109,7 @@ class Reindexing(ResourceReads):
             if doc.get(HISTORY_KEYS) != keys:
                 self.stats.widen(all_extents(doc[VERSION_TYPE], {}, doc["ts"], True))
                 updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": {HISTORY_KEYS: keys}}))
-        if not updates and progress is not None:
+        if total and not updates and progress is not None:
             progress(Report("versions", resource, total, total, state.changed))
         # Written after the listing's cursor is done, a bounded batch per command.
         for start in range(0, len(updates), REINDEX_BATCH):
