@@ -1,12 +1,9 @@
-"""Two conditions on one date parameter (`birthdate=ge1970&birthdate=lt1971`) reach their
-candidates through the buckets of their intersection (storage/candidates.py `_ranges`),
-and a keyed search in a large type is walked, not read whole (search_sources.py
-`_probe_bounded`); both still find exactly what the in-memory matcher finds."""
+"""A keyed search in a large type is walked, not read whole (search_sources.py
+`_probe_bounded`), and still finds exactly what the in-memory matcher finds."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
@@ -14,37 +11,6 @@ from flask.testing import FlaskClient
 from fhirhub.hub import Hub
 from fhirhub.service import search_sources
 from tests.test_search_keys import LOINC, expected, found, keyed  # noqa: F401 (fixture)
-
-FIRST = ["ge", "gt", "sa", "eq", ""]
-SECOND = ["lt", "le", "eb", "ge"]
-PAIRS = [
-    ("2019-12-31", "2020-03"),
-    ("2019", "2021"),
-    ("2020-01-01T10:30:00Z", "2020-01-01T11:00:00Z"),
-    ("2021", "2019"),  # empty intersection of the starts: only long ranges can match
-    ("1999-12-31", "2030"),
-]
-
-
-@pytest.mark.parametrize("first", FIRST)
-def test_two_conditions_on_one_date_find_every_match(
-    keyed: tuple[FlaskClient, Hub],  # noqa: F811
-    first: str,
-) -> None:
-    client, hub = keyed
-    for second in SECOND:
-        for low, high in PAIRS:
-            query = f"date={first}{quote(low)}&date={second}{quote(high)}"
-            assert sorted(found(client, f"/fhir/Observation?{query}")) == expected(
-                hub, "Observation", query
-            ), query
-    for query in (
-        "_lastUpdated=ge2000-01-01&_lastUpdated=lt2100",
-        "_lastUpdated=gt2100&_lastUpdated=lt2000",
-    ):
-        assert sorted(found(client, f"/fhir/Observation?{query}")) == expected(
-            hub, "Observation", query
-        ), query
 
 
 def recorded_reads(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
@@ -58,19 +24,6 @@ def recorded_reads(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any,
 
     monkeypatch.setattr(store, "read", recording)
     return reads
-
-
-def test_a_birthdate_range_reads_only_the_buckets_of_its_year(
-    keyed: tuple[FlaskClient, Hub],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    client, hub = keyed
-    reads = recorded_reads(hub, monkeypatch)
-    query = "birthdate=ge1952-01-01&birthdate=lt1953-01-01"
-    assert found(client, f"/fhir/Patient?{query}") == expected(hub, "Patient", query) == ["p2"]
-    keys = {b["kd"] for branches, _ in reads for b in branches}
-    # Each condition alone would need the buckets from 1952 on, or up to 1952.
-    assert keys and all(key.startswith("birthdate<1952") for key in keys), keys
 
 
 def test_a_large_type_walks_a_common_key_and_probes_an_identifier(

@@ -22,7 +22,6 @@ from fhirhub.storage.date_candidates import (
     MAX_BRANCHES,
     bucket_keys,
     date_bounds,
-    intersect_bounds,
 )
 from fhirhub.storage.documents import INDEX_PREFIX, resource_key
 from fhirhub.storage.query_translation import composite_key
@@ -151,44 +150,11 @@ class KeyPlanner:
             keys += found
         return Offer(k.DATE_KEYS, tuple(dict.fromkeys(keys)))
 
-    def _ranges(self, clauses: tuple[Clause, ...]) -> tuple[list[Offer], set[int]]:
-        """One offer for the conditions on one date parameter that must all hold
-        (`birthdate=ge1970&birthdate=lt1971`): the buckets of their intersection, where
-        one condition alone would reach everyone born since 1970. Returns the offers and
-        the ids of the clauses they replace."""
-        groups: dict[str, list[Clause]] = {}
-        for clause in clauses:
-            dated = clause.type == "date" or clause.name == "_lastUpdated"
-            if dated and clause.modifier is None and len(clause.values) == 1:
-                groups.setdefault(clause.name, []).append(clause)
-        offers: list[Offer] = []
-        merged: set[int] = set()
-        for name, group in groups.items():
-            if len(group) < 2:
-                continue
-            point = name == "_lastUpdated"
-            code = k.LAST_UPDATED if point else name
-            bounds = []
-            for clause in group:
-                prefix, value = split_prefix(clause.values[0])
-                bounds.append(date_bounds(prefix, *parse_period(value), point))
-            both = intersect_bounds(bounds)
-            keys = None if both is None else bucket_keys(code, both, self._extent(code), point)
-            if keys is not None:
-                offers.append(Offer(k.DATE_KEYS, tuple(keys)))
-                merged.update(id(c) for c in group)
-        return offers, merged
-
     def plan(
         self, resource_type: str, clauses: tuple[Clause, ...], extra: list[Offer]
     ) -> Candidates:
-        ranges, merged = self._ranges(clauses)
-        offers = [
-            o
-            for o in (self.offer(resource_type, c) for c in clauses if id(c) not in merged)
-            if o is not None
-        ]
-        offers += ranges + extra
+        offers = [o for o in (self.offer(resource_type, c) for c in clauses) if o is not None]
+        offers += extra
         if any(not o.alternatives for o in offers):
             return Candidates([])
         ids = [o for o in offers if o.field == "_id"]

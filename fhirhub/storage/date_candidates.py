@@ -65,26 +65,6 @@ def date_bounds(prefix: str, qlo: datetime, qhi: datetime, point: bool) -> DateB
     return DateBounds(starts, ((qhi, None),), open_lo=prefix in ("ne", "ap"), open_hi=True)
 
 
-def intersect_bounds(all_bounds: list[DateBounds]) -> DateBounds | None:
-    """The bounds of several conditions on one parameter that must all hold (`ge` and `lt`
-    of a range): a match of all of them starts within every condition's start span, unless
-    it is found by an end or an open bucket of one of them, so the start spans intersect
-    and the rest unite. None when a condition has several start spans (ne, ap)."""
-    if any(len(b.starts) != 1 for b in all_bounds):
-        return None
-    lows = [b.starts[0][0] for b in all_bounds if b.starts[0][0] is not None]
-    highs = [b.starts[0][1] for b in all_bounds if b.starts[0][1] is not None]
-    low, high = (max(lows) if lows else None), (min(highs) if highs else None)
-    empty = low is not None and high is not None and low >= high
-    starts: tuple[Span, ...] = () if empty else ((low, high),)
-    return DateBounds(
-        starts,
-        tuple(dict.fromkeys(end for b in all_bounds for end in b.ends)),
-        open_lo=any(b.open_lo for b in all_bounds),
-        open_hi=any(b.open_hi for b in all_bounds),
-    )
-
-
 def bucket_keys(
     code: str, bounds: DateBounds, extent: Extent | None, point: bool
 ) -> list[str] | None:
