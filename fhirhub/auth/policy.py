@@ -14,11 +14,13 @@ allows (its own Practitioner, PractitionerRole, Endpoint and Subscription; nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fhirhub.auth.careteams import managed_patients
 from fhirhub.auth.scopes import ScopeRule, Scopes
+from fhirhub.auth.shares import share_filters
 from fhirhub.auth.write_rules import (
     OWN_SUBSCRIPTION,
     PATIENT_LINKED,
@@ -30,6 +32,7 @@ from fhirhub.fhir.search.extract import COMPARTMENT_FIELD, Extractor
 from fhirhub.fhir.search.query import SearchQuery
 from fhirhub.service import access
 from fhirhub.service.access_grants import AccessGrant, GrantRegistry, patient_id
+from fhirhub.service.access_shares import ShareRule
 from fhirhub.service.search import SearchService
 from fhirhub.storage import filter_eval
 from fhirhub.storage.documents import INDEX_PREFIX, StoredVersion
@@ -58,6 +61,9 @@ class TokenPolicy:
     # Search parameters that place a resource of each type in a patient's compartment.
     compartment_params: dict[str, frozenset[str]] = field(default_factory=dict)
     base: str = ""
+    # Narrower access shared with the principal (referral Consents): looked up once per token.
+    shares: Callable[[], list[ShareRule]] | None = None
+    _shared: list[ShareRule] | None = None
     _cache: dict[tuple[str, str], Document | None] = field(default_factory=dict)
     _managed: list[str] | None = None
     _writes: WriteRules | None = None
@@ -204,9 +210,25 @@ class TokenPolicy:
                 return None
             if rule_filter is not None:
                 filters.append(rule_filter)
+        if rules:
+            filters += self._share_filters(resource_type, actions)
         if not filters:
             return dict(NOTHING)
         return filters[0] if len(filters) == 1 else {"$or": filters}
+
+    def _share_filters(self, resource_type: str, actions: str) -> list[Document]:
+        if self.shares is None:
+            return []
+        if self._shared is None:
+            with access.unrestricted():
+                self._shared = self.shares()
+        return share_filters(
+            self._shared,
+            resource_type,
+            actions,
+            self.compartment_types,
+            self.search.criteria_filter,
+        )
 
     def _rule_filter(self, rule: ScopeRule, resource_type: str, actions: str) -> Document | None:
         parts: list[Document] = []

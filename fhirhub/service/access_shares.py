@@ -1,0 +1,46 @@
+"""Access shared with someone outside a patient's care teams (pure declarations).
+
+A care team opens a whole patient compartment to its members. Some access is narrower: a
+specialist with an accepted referral reads only the records the referral's Consent lists
+(fhirhub/coordination/referrals/). Domain packages register a `ShareSource` here; for each
+token the policy (fhirhub/auth/policy.py) asks the sources once what the token's principal
+is shared, and ORs each rule into the filter of its type and actions, so reads, searches,
+includes, history and $everything all honour exactly the same shares.
+
+A rule names a resource type, SMART action letters, the patient whose compartment it lies
+in, and search criteria narrowing it further ("status=active", "_id=a,b"). A rule on a
+type outside the Patient compartment must have criteria: a share never opens a whole type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fhirhub.service.access import Principal
+
+
+@dataclass(frozen=True)
+class ShareRule:
+    resource_type: str
+    actions: frozenset[str]  # SMART v2 letters: "rs" to read and search, "c", "u"
+    patient: str  # patient id whose compartment the rule is confined to
+    criteria: str = ""  # search criteria of resource_type ("" : the whole compartment type)
+
+
+ShareSource = Callable[[Principal], list[ShareRule]]
+
+
+@dataclass
+class ShareRegistry:
+    sources: list[ShareSource] = field(default_factory=list)
+
+    def register(self, source: ShareSource) -> None:
+        self.sources.append(source)
+
+    def rules(self, principal: Principal) -> list[ShareRule]:
+        """Every rule the principal is shared now (looked up per token, never cached
+        across requests, so a referral that ends takes access away at once)."""
+        if not principal.fhir_user or principal.admin:
+            return []
+        return [rule for source in self.sources for rule in source(principal)]
