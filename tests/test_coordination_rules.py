@@ -114,6 +114,7 @@ def test_the_consent_shares_exactly_the_listed_records() -> None:
         ("Composition", "c", ""),
         ("ServiceRequest", "c", ""),
         ("MedicationRequest", "c", ""),
+        ("Communication", "c", ""),
     }
     assert {r.patient for r in shares(consent)} == {"p"}
     ended = referral_consent(task("completed"), request, NOW, "inactive", "2026-02-01")

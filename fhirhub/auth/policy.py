@@ -20,7 +20,7 @@ from typing import Any
 
 from fhirhub.auth.careteams import managed_patients
 from fhirhub.auth.scopes import ScopeRule, Scopes
-from fhirhub.auth.shares import share_filters
+from fhirhub.auth.shares import patient_facing_filter, share_filters
 from fhirhub.auth.write_rules import (
     OWN_SUBSCRIPTION,
     PATIENT_LINKED,
@@ -63,6 +63,7 @@ class TokenPolicy:
     base: str = ""
     # Narrower access shared with the principal (referral Consents): looked up once per token.
     shares: Callable[[], list[ShareRule]] | None = None
+    patient_facing: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _shared: list[ShareRule] | None = None
     _cache: dict[tuple[str, str], Document | None] = field(default_factory=dict)
     _managed: list[str] | None = None
@@ -240,6 +241,13 @@ class TokenPolicy:
                     return None
                 field_name = INDEX_PREFIX + COMPARTMENT_FIELD
                 parts.append({field_name: refs[0] if len(refs) == 1 else {"$in": refs}})
+                facing = self.patient_facing.get(resource_type)
+                if facing and all(self.who.is_patient(p) for p in patients):
+                    parts.append(
+                        patient_facing_filter(
+                            facing, patients, self.search.criteria_filter, resource_type
+                        )
+                    )
             elif set(actions) & WRITES:
                 # Shared data: a confined token writes only what write_rules.py lets it own.
                 kind = shared_kind(resource_type, self.who)

@@ -114,6 +114,7 @@ class AuthService:
             self.compartment_params,
             self.settings.fhir_base,
             shares=self._shares_of(principal),
+            patient_facing=self.shares.patient_facing if self.shares else {},
         )
 
     def _shares_of(self, principal: access.Principal) -> Callable[[], list[ShareRule]] | None:

@@ -15,7 +15,7 @@ from fhirhub.fhir.errors import FhirError
 from fhirhub.fhir.search.extract import COMPARTMENT_FIELD
 from fhirhub.service.access_shares import ShareRule
 from fhirhub.storage.documents import INDEX_PREFIX
-from fhirhub.storage.query_translation import merge_filters
+from fhirhub.storage.query_translation import NOTHING, merge_filters
 
 Document = dict[str, Any]
 
@@ -32,10 +32,10 @@ def share_filters(
         if rule.resource_type != resource_type or not rule.actions & set(actions):
             continue
         parts: list[Document] = []
-        if resource_type in compartment_types:
+        if resource_type in compartment_types and rule.patient:
             parts.append({INDEX_PREFIX + COMPARTMENT_FIELD: f"Patient/{rule.patient}"})
         elif not rule.criteria:
-            continue  # never a whole type outside the compartment
+            continue  # never a whole type outside one compartment
         if rule.criteria:
             try:
                 parts.append(criteria_filter(resource_type, rule.criteria))
@@ -43,3 +43,18 @@ def share_filters(
                 continue  # criteria this type cannot take: the rule covers nothing
         found.append(merge_filters(parts))
     return found
+
+
+def patient_facing_filter(
+    params: tuple[str, ...],
+    patients: list[str],
+    criteria_filter: Callable[[str, str], Document],
+    resource_type: str,
+) -> Document:
+    """Only what names one of the patients through `params` (a patient's own token)."""
+    refs = ",".join(f"Patient/{p}" for p in patients)
+    try:
+        branches = [criteria_filter(resource_type, f"{param}={refs}") for param in params]
+    except FhirError:
+        return {"$and": [dict(NOTHING)]}
+    return {"$and": [{"$or": branches}]}

@@ -3,8 +3,13 @@ root): write guards, access-granting types, access shares and reactions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fhirhub.coordination.messaging.access import PATIENT_FACING, MessageShares
+from fhirhub.coordination.messaging.guard import BinaryGuard, CommunicationGuard
+from fhirhub.coordination.messaging.notices import Notices
+from fhirhub.coordination.messaging.operations import Messaging, declarations
 from fhirhub.coordination.referrals import grants
 from fhirhub.coordination.referrals.access import ReferralShares
 from fhirhub.coordination.referrals.guard import ConsentGuard, ConsentSync, ReferralTaskGuard
@@ -14,6 +19,9 @@ from fhirhub.storage.store import utc_now_ms
 
 if TYPE_CHECKING:
     from fhirhub.hub import Hub
+
+Reader = Callable[[str, str], "dict[str, Any] | None"]
+Writer = Callable[[dict[str, Any]], None]
 
 
 def register(hub: Hub) -> None:
@@ -35,4 +43,23 @@ def register(hub: Hub) -> None:
     )
     hub.reactions.register(
         Reaction("coordination.referral-routing", ROUTED, routing.output_written)
+    )
+
+    register_messaging(hub, read, write)
+
+
+def register_messaging(hub: Hub, read: Reader, write: Writer) -> None:
+    limit = hub.settings.attachment_max_bytes
+    hub.write_guards["Communication"] = CommunicationGuard(read, hub.search, limit)
+    hub.write_guards["Binary"] = BinaryGuard(limit)
+    hub.access_shares.register(MessageShares(hub.search))
+    hub.access_shares.patient_facing.update(PATIENT_FACING)
+    for operation in declarations(Messaging(read, hub.search, write, utc_now_ms)):
+        hub.operations.register(operation)
+    notices = Notices(read, lambda: hub.timers, lambda: hub.channels, utc_now_ms)
+    hub.timer_kinds.register(notices.kind())
+    hub.reactions.register(
+        Reaction(
+            "coordination.message-notices", frozenset({"Communication"}), notices.message_written
+        )
     )

@@ -7,6 +7,9 @@ token the policy (fhirhub/auth/policy.py) asks the sources once what the token's
 is shared, and ORs each rule into the filter of its type and actions, so reads, searches,
 includes, history and $everything all honour exactly the same shares.
 
+A rule with `patient` "" is not confined to a compartment (messages between practitioners
+about no patient); it then must have criteria.
+
 A rule names a resource type, SMART action letters, the patient whose compartment it lies
 in, and search criteria narrowing it further ("status=active", "_id=a,b"). A rule on a
 type outside the Patient compartment must have criteria: a share never opens a whole type.
@@ -24,7 +27,7 @@ from fhirhub.service.access import Principal
 class ShareRule:
     resource_type: str
     actions: frozenset[str]  # SMART v2 letters: "rs" to read and search, "c", "u"
-    patient: str  # patient id whose compartment the rule is confined to
+    patient: str  # patient id whose compartment the rule is confined to ("": none)
     criteria: str = ""  # search criteria of resource_type ("" : the whole compartment type)
 
 
@@ -34,6 +37,9 @@ ShareSource = Callable[[Principal], list[ShareRule]]
 @dataclass
 class ShareRegistry:
     sources: list[ShareSource] = field(default_factory=list)
+    # For a patient's own token, a type lies in their compartment only through these
+    # search parameters (Communication: sender, recipient; not a discussion about them).
+    patient_facing: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def register(self, source: ShareSource) -> None:
         self.sources.append(source)

@@ -6,9 +6,9 @@ What the specialist may read while the referral is open is the Consent's provisi
 - a nested permit for Observations within `dataPeriod` (the recent ones);
 - `data` instances: the Patient, the referral ServiceRequest, its Task and the
   ServiceRequest's supportingInfo;
-- a nested permit with action `correct` for writing the consult note and new orders
-  (DocumentReference, Composition, ServiceRequest, MedicationRequest) in the patient's
-  record.
+- a nested permit with action `correct` for writing the consult note, new orders and
+  messages (DocumentReference, Composition, ServiceRequest, MedicationRequest,
+  Communication) in the patient's record.
 The policy enforces the Consent only while its Task (a `data` instance) is accepted or in
 progress and owned by the actor (referrals/access.py): ending the Task ends the access
 even before the Consent itself is marked inactive.
@@ -29,7 +29,13 @@ REFERRAL_ACCESS = "referral-access"
 RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 ACTIONS = "http://terminology.hl7.org/CodeSystem/consentaction"
 READ_CLASSES = ("CarePlan", "Condition", "MedicationRequest", "AllergyIntolerance")
-WRITE_CLASSES = ("DocumentReference", "Composition", "ServiceRequest", "MedicationRequest")
+WRITE_CLASSES = (
+    "DocumentReference",
+    "Composition",
+    "ServiceRequest",
+    "MedicationRequest",
+    "Communication",  # questions to the referring team
+)
 RECENT = timedelta(days=365)
 # Criteria a class stands for beyond "of this patient".
 CLASS_CRITERIA = {"CarePlan": "status=active"}
