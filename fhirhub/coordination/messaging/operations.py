@@ -8,8 +8,9 @@ $inbox answers, for the caller's own inbox (or, with `recipient`, an inbox an un
 token names), the messages addressed to them or their current care teams (not their own
 messages to a team they are on), optionally about one `patient`: a Parameters with
 `total`, `unread` and per `thread` its reference, message count and unread count. It
-reads through the request's access policy, so it counts only messages the token may read. The messages themselves are plain searches:
-`Communication?recipient=...` (inbox) and `Communication?sender=...` (outbox).
+reads through the request's access policy, so it counts only messages the token may read.
+The messages themselves are plain searches: `Communication?recipient=...` (inbox) and
+`Communication?sender=...` (outbox).
 """
 
 from __future__ import annotations
