@@ -108,3 +108,55 @@ def test_recipients_get_a_notice_without_clinical_content(
         "completed",
     ]
     assert len(mail.messages) == 1 and len(sms.requests) == 1
+
+
+def test_please_contact_the_patient(
+    auth_client: FlaskClient, auth_hub: Hub, running: NotificationWorker, mail: MailServer
+) -> None:
+    lead, nurse = who(auth_client, auth_hub, "lead"), who(auth_client, auth_hub, "nurse")
+    request = {
+        "resourceType": "CommunicationRequest",
+        "status": "active",
+        "subject": {"reference": "Patient/p"},
+        "requester": {"reference": "Practitioner/lead"},
+        "sender": {"reference": "Practitioner/nurse"},
+        "recipient": [{"reference": "Patient/p"}],
+        "payload": [{"contentString": "Please call about the potassium result"}],
+    }
+    assert nurse.send("POST", "/fhir/CommunicationRequest", request).status_code == 403
+    outsider = {**request, "sender": {"reference": "Practitioner/outsider"}}
+    assert lead.send("POST", "/fhir/CommunicationRequest", outsider).status_code == 422
+    response = lead.send("POST", "/fhir/CommunicationRequest", request)
+    assert response.status_code == 201, response.get_data(as_text=True)
+    request_id = response.get_json()["id"]
+    wait_for(lambda: mail.to("nurse@example.org"), 40, "the nurse's notice")
+    [email] = mail.to("nurse@example.org")
+    assert "potassium" not in email.text
+    worklist = nurse.ids("/fhir/CommunicationRequest?sender=Practitioner/nurse&status=active")
+    assert worklist == [f"CommunicationRequest/{request_id}"]
+    done = {
+        "resourceType": "Communication",
+        "status": "completed",
+        "basedOn": [{"reference": f"CommunicationRequest/{request_id}"}],
+        "subject": {"reference": "Patient/p"},
+        "sender": {"reference": "Practitioner/nurse"},
+        "recipient": [{"reference": "Patient/p"}],
+        "medium": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode",
+                        "code": "PHONE",
+                    }
+                ]
+            }
+        ],
+        "payload": [{"contentString": "Called; repeat test booked"}],
+    }
+    assert nurse.send("POST", "/fhir/Communication", done).status_code == 201
+
+    def completed() -> bool:
+        found = auth_hub.resources.read("CommunicationRequest", request_id).resource
+        return bool(found and found["status"] == "completed")
+
+    wait_for(completed, 20, "the request to complete")

@@ -10,6 +10,7 @@ from fhirhub.coordination.messaging.access import PATIENT_FACING, MessageShares
 from fhirhub.coordination.messaging.guard import BinaryGuard, CommunicationGuard
 from fhirhub.coordination.messaging.notices import Notices
 from fhirhub.coordination.messaging.operations import Messaging, declarations
+from fhirhub.coordination.messaging.requests import CommunicationRequestGuard, fulfilment
 from fhirhub.coordination.referrals import grants
 from fhirhub.coordination.referrals.access import ReferralShares
 from fhirhub.coordination.referrals.guard import ConsentGuard, ConsentSync, ReferralTaskGuard
@@ -50,7 +51,8 @@ def register(hub: Hub) -> None:
 
 def register_messaging(hub: Hub, read: Reader, write: Writer) -> None:
     limit = hub.settings.attachment_max_bytes
-    hub.write_guards["Communication"] = CommunicationGuard(read, hub.search, limit)
+    messages = CommunicationGuard(read, hub.search, limit)
+    hub.write_guards["Communication"] = messages
     hub.write_guards["Binary"] = BinaryGuard(limit)
     hub.access_shares.register(MessageShares(hub.search))
     hub.access_shares.patient_facing.update(PATIENT_FACING)
@@ -61,5 +63,20 @@ def register_messaging(hub: Hub, read: Reader, write: Writer) -> None:
     hub.reactions.register(
         Reaction(
             "coordination.message-notices", frozenset({"Communication"}), notices.message_written
+        )
+    )
+    hub.write_guards["CommunicationRequest"] = CommunicationRequestGuard(messages)
+    hub.reactions.register(
+        Reaction(
+            "coordination.request-notices",
+            frozenset({"CommunicationRequest"}),
+            notices.request_written,
+        )
+    )
+    hub.reactions.register(
+        Reaction(
+            "coordination.request-fulfilment",
+            frozenset({"Communication"}),
+            fulfilment(read, write),
         )
     )

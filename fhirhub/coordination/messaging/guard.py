@@ -60,7 +60,7 @@ class CommunicationGuard:
         if new is None:
             return NO_TICKET
         problems = rules.recipient_problems(new)
-        problems += self._recipients(new) if not problems else []
+        problems += self.recipients(new) if not problems else []
         problems += self._thread(new)
         problems += self._attachments(new)
         if problems:
@@ -84,7 +84,7 @@ class CommunicationGuard:
         if new is not None and rules.read_entries(new) != rules.read_entries(old):
             raise Forbidden("read status is recorded by Communication/$mark-read only")
 
-    def _recipients(self, message: Resource) -> list[str]:
+    def recipients(self, message: Resource) -> list[str]:
         subject = reference(message.get("subject"))
         patient = subject.split("/")[1] if subject and subject.startswith("Patient/") else None
         problems = []

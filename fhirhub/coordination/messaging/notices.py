@@ -63,22 +63,30 @@ class Notices:
             return "not a new message"
         if message.get("status") not in ("completed", "in-progress"):
             return "not sent yet"
+        return self._plan(event.reference, self.persons(message))
+
+    def request_written(self, event: ChangeEvent) -> str:
+        """A new active CommunicationRequest: its sender (who is asked to get in touch) is
+        told that a request waits."""
+        request = event.resource
+        if event.operation != "create" or request is None or request.get("status") != "active":
+            return "not a new request"
+        sender = reference(request.get("sender"))
+        return self._plan(event.reference, [sender] if sender else [])
+
+    def _plan(self, about: str, persons: list[str]) -> str:
         now = self.clock()
+        key = about.replace("/", ":")
         jobs = [
-            (
-                f"{KIND}:{event.resource_id}:{person}",
-                KIND,
-                now,
-                {"communication": event.resource_id, "person": person},
-            )
-            for person in self.persons(message)
+            (f"{KIND}:{key}:{person}", KIND, now, {"about": about, "person": person})
+            for person in persons
         ]
         self.timers().plan_once(jobs)
         return f"{len(jobs)} notices planned"
 
     def _message(self, job: Job) -> tuple[Message, str]:
         person = str(job.payload.get("person"))
-        about = (f"Communication/{job.payload.get('communication')}",)
+        about = (str(job.payload.get("about")),)
         patient = person if person.startswith("Patient/") else None
         stub = Message(job.key, "email", "", "(not sent)", recipient=patient, about=about)
         found = self.read(*person.split("/", 1)) if "/" in person else None
@@ -103,8 +111,9 @@ class Notices:
         return message, ""
 
     def send(self, job: Job) -> str:
-        if self.read("Communication", str(job.payload.get("communication"))) is None:
-            raise Skip("the message no longer exists")
+        about = str(job.payload.get("about"))
+        if "/" not in about or self.read(*about.split("/", 1)) is None:
+            raise Skip(f"{about} no longer exists")
         message, problem = self._message(job)
         if problem:
             self.channels().not_sent(message, problem)
