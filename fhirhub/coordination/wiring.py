@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from fhirhub.coordination.documents.amendments import AmendmentGuard, Supersede
+from fhirhub.coordination.documents.operations import Documents
+from fhirhub.coordination.documents.operations import declarations as document_operations
 from fhirhub.coordination.messaging.access import PATIENT_FACING, MessageShares
 from fhirhub.coordination.messaging.guard import BinaryGuard, CommunicationGuard
 from fhirhub.coordination.messaging.notices import Notices
@@ -47,6 +50,16 @@ def register(hub: Hub) -> None:
     )
 
     register_messaging(hub, read, write)
+    supersede = Supersede(read, write)
+    amendments = AmendmentGuard(read, supersede)
+    hub.write_guards["DocumentReference"] = amendments
+    hub.write_guards["Composition"] = amendments
+    hub.reactions.register(
+        Reaction("coordination.supersede", frozenset({"DocumentReference"}), supersede.reaction)
+    )
+    documents = Documents(hub.resources, hub.settings.fhir_base, utc_now_ms)
+    for operation in document_operations(documents):
+        hub.operations.register(operation)
 
 
 def register_messaging(hub: Hub, read: Reader, write: Writer) -> None:
