@@ -84,9 +84,7 @@ def test_document_bundle_holds_every_referenced_resource(
     assert "Condition/cond-q" in refused.get_json()["issue"][0]["diagnostics"]
     assert lead.get("/fhir/Composition/nope/$document").status_code == 404
     rest = lead.get("/fhir/metadata").get_json()["rest"][0]
-    listed = {
-        (r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])
-    }
+    listed = {(r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])}
     assert {("Composition", "document"), ("Communication", "mark-read")} <= listed
     assert {("Communication", "inbox")} <= listed
 
