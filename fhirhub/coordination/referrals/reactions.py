@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -26,9 +27,11 @@ from fhirhub.coordination.referrals.rules import (
     is_referral_task,
     reference,
 )
+from fhirhub.fhir.errors import Unprocessable
 from fhirhub.storage.store import fhir_instant
 from fhirhub.subscriptions.events import ChangeEvent
 
+log = logging.getLogger(__name__)
 Resource = dict[str, Any]
 Write = Callable[[Resource], None]
 ROUTED = frozenset({"DocumentReference", "Composition", "ServiceRequest", "MedicationRequest"})
@@ -140,7 +143,10 @@ class Routing:
                 now = self.clock()
                 message = routing_message(task, item, now)
                 if message is not None and self.read("Communication", message["id"]) is None:
-                    self.write(message)
+                    try:
+                        self.write(message)
+                    except Unprocessable as refused:  # e.g. a requester no longer entitled
+                        log.warning("referral result for Task/%s not sent: %s", task["id"], refused)
                 changed = self._advance(task, item, is_final(resource), now)
                 done.append(f"Task/{task['id']}{' completed' if changed else ''}")
         return "routed to " + ", ".join(done) if done else "no open referral"
