@@ -62,9 +62,8 @@ class TokenPolicy:
     compartment_params: dict[str, frozenset[str]] = field(default_factory=dict)
     base: str = ""
     # Narrower access shared with the principal (referral Consents): looked up once per token.
-    shares: Callable[[], list[ShareRule]] | None = None
+    shares: Callable[[str], list[ShareRule]] | None = None
     patient_facing: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    _shared: list[ShareRule] | None = None
     _cache: dict[tuple[str, str], Document | None] = field(default_factory=dict)
     _managed: list[str] | None = None
     _writes: WriteRules | None = None
@@ -220,15 +219,10 @@ class TokenPolicy:
     def _share_filters(self, resource_type: str, actions: str) -> list[Document]:
         if self.shares is None:
             return []
-        if self._shared is None:
-            with access.unrestricted():
-                self._shared = self.shares()
+        with access.unrestricted():
+            rules = self.shares(resource_type)
         return share_filters(
-            self._shared,
-            resource_type,
-            actions,
-            self.compartment_types,
-            self.search.criteria_filter,
+            rules, resource_type, actions, self.compartment_types, self.search.criteria_filter
         )
 
     def _rule_filter(self, rule: ScopeRule, resource_type: str, actions: str) -> Document | None:

@@ -117,11 +117,11 @@ class AuthService:
             patient_facing=self.shares.patient_facing if self.shares else {},
         )
 
-    def _shares_of(self, principal: access.Principal) -> Callable[[], list[ShareRule]] | None:
+    def _shares_of(self, principal: access.Principal) -> Callable[[str], list[ShareRule]] | None:
         registry = self.shares
-        if registry is None or not registry.sources:
+        if registry is None or not registry.entries:
             return None
-        return lambda: registry.rules(principal)
+        return registry.lookup(principal)
 
     def owner_policy(self, owner: dict[str, str]) -> TokenPolicy:
         """The access of a Subscription's owner as it is now: the user's current fhirUser

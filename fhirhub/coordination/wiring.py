@@ -67,7 +67,7 @@ def register_messaging(hub: Hub, read: Reader, write: Writer) -> None:
     messages = CommunicationGuard(read, hub.search, limit)
     hub.write_guards["Communication"] = messages
     hub.write_guards["Binary"] = BinaryGuard(limit)
-    hub.access_shares.register(MessageShares(hub.search))
+    hub.access_shares.register(MessageShares(hub.search), frozenset({"Communication"}))
     hub.access_shares.patient_facing.update(PATIENT_FACING)
     for operation in declarations(Messaging(read, hub.search, write, utc_now_ms)):
         hub.operations.register(operation)

@@ -34,19 +34,44 @@ class ShareRule:
 ShareSource = Callable[[Principal], list[ShareRule]]
 
 
+@dataclass(frozen=True)
+class Registered:
+    source: ShareSource
+    types: frozenset[str] | None  # the only types its rules name; None: any type
+
+
 @dataclass
 class ShareRegistry:
-    sources: list[ShareSource] = field(default_factory=list)
+    entries: list[Registered] = field(default_factory=list)
     # For a patient's own token, a type lies in their compartment only through these
     # search parameters (Communication: sender, recipient; not a discussion about them).
     patient_facing: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def register(self, source: ShareSource) -> None:
-        self.sources.append(source)
+    def register(self, source: ShareSource, types: frozenset[str] | None = None) -> None:
+        self.entries.append(Registered(source, types))
 
-    def rules(self, principal: Principal) -> list[ShareRule]:
-        """Every rule the principal is shared now (looked up per token, never cached
-        across requests, so a referral that ends takes access away at once)."""
-        if not principal.fhir_user or principal.admin:
+    def lookup(self, principal: Principal) -> ShareLookup:
+        return ShareLookup(self.entries, principal)
+
+
+class ShareLookup:
+    """One token's shares (looked up per token, never across requests, so a referral that
+    ends takes access away at once): each source is asked at most once, and only when a
+    type it can share is filtered (a source that costs lookups stays idle otherwise)."""
+
+    def __init__(self, entries: list[Registered], principal: Principal):
+        self.entries = entries
+        self.principal = principal
+        self._found: dict[int, list[ShareRule]] = {}
+
+    def __call__(self, resource_type: str) -> list[ShareRule]:
+        if not self.principal.fhir_user or self.principal.admin:
             return []
-        return [rule for source in self.sources for rule in source(principal)]
+        rules: list[ShareRule] = []
+        for index, entry in enumerate(self.entries):
+            if entry.types is not None and resource_type not in entry.types:
+                continue
+            if index not in self._found:
+                self._found[index] = entry.source(self.principal)
+            rules += [r for r in self._found[index] if r.resource_type == resource_type]
+        return rules
