@@ -101,6 +101,7 @@ class Settings:
     hold_ttl_s: int = 300
     # Secure messaging: largest attachment (decoded bytes), inline or as a Binary.
     attachment_max_bytes: int = 10 * 1024 * 1024
+    waitlist_offer_ttl_s: int = 7200  # how long a time offered from the waitlist is held
     reminder_offsets: str = "P7D,PT24H,PT2H"
     reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
     smtp_url: str = ""
@@ -228,6 +229,9 @@ class Settings:
             hold_ttl_s=_int(env, "FHIRHUB_HOLD_TTL", defaults.hold_ttl_s),
             attachment_max_bytes=_int(
                 env, "FHIRHUB_ATTACHMENT_MAX_BYTES", defaults.attachment_max_bytes
+            ),
+            waitlist_offer_ttl_s=_int(
+                env, "FHIRHUB_WAITLIST_OFFER_TTL", defaults.waitlist_offer_ttl_s
             ),
             reminder_offsets=env.get("FHIRHUB_REMINDER_OFFSETS", "").strip()
             or defaults.reminder_offsets,
