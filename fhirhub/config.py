@@ -99,6 +99,8 @@ class Settings:
     # $hold keeps a time, reminder offsets before an appointment (ISO 8601 durations).
     timezone: str = "UTC"
     hold_ttl_s: int = 300
+    # Secure messaging: largest attachment (decoded bytes), inline or as a Binary.
+    attachment_max_bytes: int = 10 * 1024 * 1024
     waitlist_offer_ttl_s: int = 7200  # how long a time offered from the waitlist is held
     reminder_offsets: str = "P7D,PT24H,PT2H"
     reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
@@ -225,6 +227,9 @@ class Settings:
             timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
             timezone=env.get("FHIRHUB_TIMEZONE", "").strip() or defaults.timezone,
             hold_ttl_s=_int(env, "FHIRHUB_HOLD_TTL", defaults.hold_ttl_s),
+            attachment_max_bytes=_int(
+                env, "FHIRHUB_ATTACHMENT_MAX_BYTES", defaults.attachment_max_bytes
+            ),
             waitlist_offer_ttl_s=_int(
                 env, "FHIRHUB_WAITLIST_OFFER_TTL", defaults.waitlist_offer_ttl_s
             ),

@@ -22,6 +22,7 @@ from fhirhub.fhir.summary import Projector
 from fhirhub.operations.registry import OperationRegistry
 from fhirhub.reactions.registry import ReactionQueue, ReactionRegistry, reaction_kind
 from fhirhub.service.access_grants import GrantRegistry, default_registry
+from fhirhub.service.access_shares import ShareRegistry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
@@ -141,10 +142,12 @@ class Hub:
         if self._domains_registered:
             return
         self._domains_registered = True
+        from fhirhub.coordination import wiring as coordination
         from fhirhub.monitoring import wiring as monitoring
         from fhirhub.scheduling import wiring as scheduling
 
         scheduling.register(self)
+        coordination.register(self)
         monitoring.register_operations(self, self.operations)
         monitoring.register_timers(self, self.timer_kinds)
         monitoring.register_reactions(self, self.reactions)
@@ -196,12 +199,21 @@ class Hub:
             self.extractor,
             self.definitions,
             self.access_grants,
+            self.access_shares,
         )
 
     @cached_property
     def access_grants(self) -> GrantRegistry:
         """Access-granting types (CareTeam; domain packages register more, e.g. Consent)."""
         return default_registry()
+
+    @cached_property
+    def access_shares(self) -> ShareRegistry:
+        """Narrower access than care teams give (referral Consents): domains register."""
+        registry = ShareRegistry()
+        self.__dict__["access_shares"] = registry
+        self._register_domains()
+        return registry
 
     @cached_property
     def audit(self) -> AuditLog:

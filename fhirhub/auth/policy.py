@@ -14,11 +14,13 @@ allows (its own Practitioner, PractitionerRole, Endpoint and Subscription; nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fhirhub.auth.careteams import managed_patients
 from fhirhub.auth.scopes import ScopeRule, Scopes
+from fhirhub.auth.shares import patient_facing_filter, share_filters
 from fhirhub.auth.write_rules import (
     OWN_SUBSCRIPTION,
     PATIENT_LINKED,
@@ -30,6 +32,7 @@ from fhirhub.fhir.search.extract import COMPARTMENT_FIELD, Extractor
 from fhirhub.fhir.search.query import SearchQuery
 from fhirhub.service import access
 from fhirhub.service.access_grants import AccessGrant, GrantRegistry, patient_id
+from fhirhub.service.access_shares import ShareRule
 from fhirhub.service.search import SearchService
 from fhirhub.storage import filter_eval
 from fhirhub.storage.documents import INDEX_PREFIX, StoredVersion
@@ -58,6 +61,9 @@ class TokenPolicy:
     # Search parameters that place a resource of each type in a patient's compartment.
     compartment_params: dict[str, frozenset[str]] = field(default_factory=dict)
     base: str = ""
+    # Narrower access shared with the principal (referral Consents): looked up once per token.
+    shares: Callable[[str], list[ShareRule]] | None = None
+    patient_facing: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _cache: dict[tuple[str, str], Document | None] = field(default_factory=dict)
     _managed: list[str] | None = None
     _writes: WriteRules | None = None
@@ -204,9 +210,20 @@ class TokenPolicy:
                 return None
             if rule_filter is not None:
                 filters.append(rule_filter)
+        if rules:
+            filters += self._share_filters(resource_type, actions)
         if not filters:
             return dict(NOTHING)
         return filters[0] if len(filters) == 1 else {"$or": filters}
+
+    def _share_filters(self, resource_type: str, actions: str) -> list[Document]:
+        if self.shares is None:
+            return []
+        with access.unrestricted():
+            rules = self.shares(resource_type)
+        return share_filters(
+            rules, resource_type, actions, self.compartment_types, self.search.criteria_filter
+        )
 
     def _rule_filter(self, rule: ScopeRule, resource_type: str, actions: str) -> Document | None:
         parts: list[Document] = []
@@ -218,6 +235,13 @@ class TokenPolicy:
                     return None
                 field_name = INDEX_PREFIX + COMPARTMENT_FIELD
                 parts.append({field_name: refs[0] if len(refs) == 1 else {"$in": refs}})
+                facing = self.patient_facing.get(resource_type)
+                if facing and all(self.who.is_patient(p) for p in patients):
+                    parts.append(
+                        patient_facing_filter(
+                            facing, patients, self.search.criteria_filter, resource_type
+                        )
+                    )
             elif set(actions) & WRITES:
                 # Shared data: a confined token writes only what write_rules.py lets it own.
                 kind = shared_kind(resource_type, self.who)

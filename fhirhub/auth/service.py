@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fhirhub.auth.authorize import AuthorizationFlow
@@ -20,6 +21,7 @@ from fhirhub.fhir.errors import Unauthorized
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.service import access
 from fhirhub.service.access_grants import GrantRegistry, default_registry
+from fhirhub.service.access_shares import ShareRegistry, ShareRule
 from fhirhub.service.search import SearchService
 from fhirhub.storage.auth_store import AuthStore, Record
 
@@ -33,9 +35,11 @@ class AuthService:
         extractor: Extractor,
         definitions: Definitions,
         grants: GrantRegistry | None = None,
+        shares: ShareRegistry | None = None,
     ):
         self.store = store
         self.grants = grants or default_registry()
+        self.shares = shares
         self.settings = settings
         self.search = search
         self.extractor = extractor
@@ -109,7 +113,15 @@ class AuthService:
             self.grants,
             self.compartment_params,
             self.settings.fhir_base,
+            shares=self._shares_of(principal),
+            patient_facing=self.shares.patient_facing if self.shares else {},
         )
+
+    def _shares_of(self, principal: access.Principal) -> Callable[[str], list[ShareRule]] | None:
+        registry = self.shares
+        if registry is None or not registry.entries:
+            return None
+        return registry.lookup(principal)
 
     def owner_policy(self, owner: dict[str, str]) -> TokenPolicy:
         """The access of a Subscription's owner as it is now: the user's current fhirUser

@@ -120,6 +120,8 @@ class WriteRules:
         narrowing = not grant.widens(old, new)
         if narrowing and all(principal.is_patient(p) for p in unmanaged):
             return  # a patient may take access away from their own teams, never add it
+        if narrowing and grant.keep_open and old is not None:
+            return
         who = ", ".join(f"Patient/{p}" for p in unmanaged)
         raise Forbidden(
             f"{grant.resource_type} opens {who}'s record to others: only a token that manages "

@@ -72,6 +72,9 @@ class AccessGrant:
     resource_type: str
     subjects: Callable[[Resource], list[str]]
     grantees: Callable[[Resource], frozenset[str]]
+    # A write that widens nothing is open to whoever may write the resource otherwise (a
+    # referral Task: its owner moves it through the workflow without managing the patient).
+    keep_open: bool = False
 
     def widens(self, old: Resource | None, new: Resource | None) -> bool:
         """Does replacing `old` with `new` (None: absent/deleted) open anything new?"""

@@ -1,0 +1,1 @@
+"""Clinical documents: Composition/$document (R4) assembling document Bundles."""
