@@ -74,6 +74,17 @@ def test_interactions_by_class_in_both_directions() -> None:
     assert ("DRG", "high") in [(f.code, f.severity) for f in result.findings]
 
 
+def test_onc_high_priority_classes_are_marked() -> None:
+    def pair(a: str, b: str) -> list[str]:
+        x, y = drug_of(order(P, a), "x", KB), drug_of(order(P, b), "y", KB)
+        return [p.listed for p in interactions_between(x, y, KB)]
+
+    assert pair("57258", "1665227") == ["onc-high-priority"]  # tizanidine, ciprofloxacin: 13
+    assert pair("596205", "42355") == ["onc-high-priority"]  # ramelteon, fluvoxamine: 9
+    assert pair("8123", "37418") == ["onc-high-priority"]  # phenelzine, sumatriptan: 15
+    assert pair("855332", "198014") == [""]  # warfarin, naproxen: high, not an ONC class
+
+
 def test_unknown_codes_say_could_not_check() -> None:
     result = check_order(order(P, "0000"), [], [], KB)
     assert not result.findings and "could not be done" in result.unchecked[0]
