@@ -141,10 +141,12 @@ class Hub:
         if self._domains_registered:
             return
         self._domains_registered = True
+        from fhirhub.medication import wiring as medication
         from fhirhub.monitoring import wiring as monitoring
         from fhirhub.scheduling import wiring as scheduling
 
         scheduling.register(self)
+        medication.register(self)
         monitoring.register_operations(self, self.operations)
         monitoring.register_timers(self, self.timer_kinds)
         monitoring.register_reactions(self, self.reactions)

@@ -18,7 +18,7 @@ from fhirhub.medication import issues as fhir_issues
 from fhirhub.medication.concepts import is_checked_order, is_current
 from fhirhub.medication.knowledge import Knowledge
 from fhirhub.medication.rules import Result, check_order
-from fhirhub.service import access
+from fhirhub.service import access, bundle_context
 from fhirhub.storage.documents import StoredVersion
 
 log = logging.getLogger("fhirhub.medication")
@@ -48,6 +48,22 @@ class PatientContext:
     def allergies(self, patient: str) -> list[tuple[str, dict[str, Any]]]:
         found = self.find("AllergyIntolerance", f"patient={patient}", MAX_ON_FILE)
         return [(f"AllergyIntolerance/{v.resource_id}", v.resource) for v in found if v.resource]
+
+
+def with_planned(
+    on_file: list[tuple[str, dict[str, Any]]], patient: str, own: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The current list with the orders written earlier in the same Bundle: a new one is
+    added, an updated one replaces (or, no longer current, removes) what is on file."""
+    merged = dict(on_file)
+    for resource_id, resource in bundle_context.planned("MedicationRequest"):
+        ref = f"MedicationRequest/{resource_id}"
+        if ref == own or (resource.get("subject") or {}).get("reference") != patient:
+            continue
+        merged.pop(ref, None)
+        if is_current(resource):
+            merged[ref] = resource
+    return list(merged.items())
 
 
 def _author() -> str:
@@ -93,7 +109,7 @@ class MedicationSafety:
             result.unchecked.append("the order has no Patient subject: nothing to check against")
             return result
         own = f"MedicationRequest/{order['id']}" if order.get("id") else ""
-        current = self.context.current(patient, own) + list(extra)
+        current = with_planned(self.context.current(patient, own), patient, own) + list(extra)
         return check_order(order, current, self.context.allergies(patient), kb)
 
     def __call__(self, order: dict[str, Any]) -> list[Issue]:
