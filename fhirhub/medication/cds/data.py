@@ -38,8 +38,9 @@ def bundle_resources(value: Any) -> list[dict[str, Any]]:
 
 
 class CdsData:
-    def __init__(self, request: dict[str, Any], find: Finder, own_base: str):
+    def __init__(self, request: dict[str, Any], find: Finder, own_base: str, may_read: bool = True):
         self.request = request
+        self.may_read = may_read  # False: a CDS client without fhirAuthorization
         self.find = find
         self.own_base = own_base.rstrip("/")
         self.patient_id = str(request["context"]["patientId"])
@@ -55,6 +56,13 @@ class CdsData:
         query = self._query(key)
         if server and server != self.own_base:
             return self._remote(server, query)
+        if not self.may_read:
+            raise FhirError(
+                f"prefetch for {query} is missing and the call carries no fhirAuthorization "
+                "for this server: send the prefetch or an access token",
+                412,
+                "incomplete",
+            )
         resource_type, _, search = query.partition("?")
         if not search:
             return []
