@@ -18,6 +18,7 @@ from fhirhub.config import Settings
 from fhirhub.fhir.errors import FhirError
 from fhirhub.hub import Hub
 from fhirhub.worker.runner import NotificationWorker
+from tests.auth_helpers import register_app
 from tests.helpers import FHIR_JSON, body, create, patient
 from tests.medication_support import RXNORM, UCUM, order
 from tests.smtp_support import MailServer
@@ -237,3 +238,41 @@ def test_running_out_reminder_and_adherence(
         for e in listed["parameter"]
     }
     assert under == {gap}  # PDC 0.67; the first patient (1.0) is not listed
+
+
+def test_a_patient_requests_with_their_token_and_cannot_decide(
+    auth_client: FlaskClient, auth_hub: Hub
+) -> None:
+    register_app(auth_hub)
+    auth_hub.resources.update("Patient", "rx-pat", {"resourceType": "Patient", "id": "rx-pat"})
+    doctor = {"resourceType": "Practitioner", "id": "rx-doc", "name": [{"family": "Lind"}]}
+    auth_hub.resources.update("Practitioner", "rx-doc", doctor)
+    stored = auth_hub.resources.create(
+        "MedicationRequest",
+        {
+            **order("Patient/rx-pat", *ATORVASTATIN),
+            "requester": {"reference": "Practitioner/rx-doc"},
+        },
+    )
+    patient_token = auth_hub.auth.issue_direct("app", "patient/*.cruds", patient="rx-pat")
+    as_patient = {**FHIR_JSON, "Authorization": f"Bearer {patient_token['access_token']}"}
+    task = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "code": {"coding": [{"system": TASK_CODES, "code": "refill-request"}]},
+        "focus": {"reference": f"MedicationRequest/{stored.stored.resource_id}"},
+        "for": {"reference": "Patient/rx-pat"},
+    }
+    made = auth_client.post("/fhir/Task", json=task, headers=as_patient)
+    assert made.status_code == 201, made.get_data(as_text=True)
+    requested = body(made)
+    assert requested["owner"] == {"reference": "Practitioner/rx-doc"}
+    self_approved = {**requested, "status": "accepted"}
+    refused = auth_client.put(
+        f"/fhir/Task/{requested['id']}", json=self_approved, headers=as_patient
+    )
+    assert refused.status_code == 403, refused.get_data(as_text=True)
+    cancelled = {**requested, "status": "cancelled"}
+    ok = auth_client.put(f"/fhir/Task/{requested['id']}", json=cancelled, headers=as_patient)
+    assert ok.status_code == 200, ok.get_data(as_text=True)
