@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
     from fhirhub.auth.service import AuthService
     from fhirhub.channels.service import Channels
-    from fhirhub.medication.hook import MedicationSafety
     from fhirhub.medication.knowledge import Knowledge
+    from fhirhub.medication.safety.hook import MedicationSafety
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -171,8 +171,8 @@ class Hub:
 
     @cached_property
     def medication_safety(self) -> MedicationSafety:
-        from fhirhub.medication.audit import override_recorder
-        from fhirhub.medication.hook import MedicationSafety, PatientContext
+        from fhirhub.medication.safety.audit import override_recorder
+        from fhirhub.medication.safety.hook import MedicationSafety, PatientContext
 
         refuse = frozenset(s.strip() for s in self.settings.medication_refuse.split(",") if s)
         return MedicationSafety(

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from fhirhub.fhir.errors import Unprocessable
-from fhirhub.medication.concepts import drug_of
-from fhirhub.medication.dose import daily_amount, strength_mg
 from fhirhub.medication.knowledge import SNOMED, build, read_tables
-from fhirhub.medication.rules import check_order, interactions_between
+from fhirhub.medication.safety.concepts import drug_of
+from fhirhub.medication.safety.dose import daily_amount, strength_mg
+from fhirhub.medication.safety.rules import check_order, interactions_between
 from tests.medication_support import RXNORM, allergy, order, statement
 
 KB = build(read_tables())

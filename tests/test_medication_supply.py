@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from fhirhub.medication.supply import (
+from fhirhub.medication.prescriptions.supply import (
     Fill,
     allowed_fills,
     covered_intervals,

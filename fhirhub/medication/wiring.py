@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from fhirhub.medication import refills
-from fhirhub.medication.adherence import Adherence, operations
-from fhirhub.medication.alerts import prescriber_alert
-from fhirhub.medication.dispense import DispenseCheck, FillGuard
-from fhirhub.medication.standalone import StandaloneIssues
+from fhirhub.medication.prescriptions import refills
+from fhirhub.medication.prescriptions.adherence import Adherence, operations
+from fhirhub.medication.prescriptions.alerts import prescriber_alert
+from fhirhub.medication.prescriptions.dispense import DispenseCheck, FillGuard
+from fhirhub.medication.safety.standalone import StandaloneIssues
 from fhirhub.reactions.registry import Reaction
 from fhirhub.service.resources import WriteHook
 from fhirhub.storage.fill_claims import FillClaims

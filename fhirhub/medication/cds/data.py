@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fhirhub.fhir.errors import FhirError
-from fhirhub.medication.concepts import ACTIVE_ORDER, ACTIVE_STATEMENT
+from fhirhub.medication.safety.concepts import ACTIVE_ORDER, ACTIVE_STATEMENT
 from fhirhub.storage.documents import StoredVersion
 
 Finder = Callable[[str, str, int], list[StoredVersion]]

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fhirhub.fhir.errors import Issue, Unprocessable
-from fhirhub.medication import issues as fhir_issues
-from fhirhub.medication.concepts import is_checked_order, is_current
 from fhirhub.medication.knowledge import Knowledge
-from fhirhub.medication.rules import Result, check_order
+from fhirhub.medication.safety import issues as fhir_issues
+from fhirhub.medication.safety.concepts import is_checked_order, is_current
+from fhirhub.medication.safety.rules import Result, check_order
 from fhirhub.service import access, bundle_context
 from fhirhub.storage.documents import StoredVersion
 

@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fhirhub.fhir.errors import Forbidden, Issue, Unprocessable
-from fhirhub.medication.alerts import Read, message_to
-from fhirhub.medication.dispense import Finder, counts_for, orders_of
-from fhirhub.medication.supply import allowed_fills, fill_of, supply_end
+from fhirhub.medication.prescriptions.alerts import Read, message_to
+from fhirhub.medication.prescriptions.dispense import Finder, counts_for, orders_of
+from fhirhub.medication.prescriptions.supply import allowed_fills, fill_of, supply_end
 from fhirhub.service import access
 from fhirhub.storage.timers import Job
 from fhirhub.subscriptions.events import ChangeEvent

@@ -19,10 +19,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from fhirhub.fhir.errors import BadRequest, NotFound, TooCostly
-from fhirhub.medication.concepts import drug_of
-from fhirhub.medication.dispense import orders_of
 from fhirhub.medication.knowledge import Knowledge
-from fhirhub.medication.supply import Fill, allowed_fills, fill_of, pdc, supply_end
+from fhirhub.medication.prescriptions.dispense import orders_of
+from fhirhub.medication.prescriptions.supply import Fill, allowed_fills, fill_of, pdc, supply_end
+from fhirhub.medication.safety.concepts import drug_of
 from fhirhub.operations.model import AccessRule, Call, Operation, Parameter, Result
 
 MAX_READ = 20000

@@ -7,7 +7,7 @@ per contained finding, with `patient` and `implicated` references, so issues are
 care team through the ordinary notification routing. Ids derive from the order and the
 finding, so a repeated event rewrites nothing; findings an update no longer has, and all
 of an order that was stopped, cancelled or deleted, are set `cancelled`. A new high-severity
-issue plans one alert to the prescriber (medication/alerts.py).
+issue plans one alert to the prescriber (medication/prescriptions/alerts.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from fhirhub.medication.concepts import is_checked_order
-from fhirhub.medication.issues import PREFIX
+from fhirhub.medication.safety.concepts import is_checked_order
+from fhirhub.medication.safety.issues import PREFIX
 from fhirhub.service.resources import ResourceService
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.subscriptions.events import ChangeEvent

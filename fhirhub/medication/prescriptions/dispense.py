@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from fhirhub.fhir.errors import Issue, Unprocessable
-from fhirhub.medication.supply import COUNTED, allowed_fills, handed_over
+from fhirhub.medication.prescriptions.supply import COUNTED, allowed_fills, handed_over
 from fhirhub.service import bundle_context
 from fhirhub.service.write_guards import NO_TICKET, Ticket
 from fhirhub.storage.documents import StoredVersion
