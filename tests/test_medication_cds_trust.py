@@ -9,7 +9,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -125,22 +125,26 @@ def test_a_signed_call_is_answered_and_its_jwt_cannot_be_replayed(ehr: FlaskClie
     assert replay.status_code == 401 and "replay" in replay.get_data(as_text=True)
 
 
-@pytest.mark.parametrize(
-    ("token", "words"),
-    [
-        (None, "needs Authorization"),
-        (signed(aud="http://testserver/cds-services/medication-patient-view"), "aud must be"),
-        (signed(exp=int(time.time()) - 120), "expired"),
-        (signed(exp=int(time.time()) + 3600), "five minutes"),
-        (signed(key=OTHER_KEY), "signature"),
-        (signed(header={"jku": "https://attacker.example/jwks.json"}), "jku"),
-        (signed(sub="someone-else"), "sub"),
-        (signed(jti=""), "jti"),
-        ("not-a-jwt", "access token is invalid"),
-    ],
-)
-def test_unsigned_or_wrong_calls_are_401(ehr: FlaskClient, token: str | None, words: str) -> None:
-    response = call(ehr, token)
+# Tokens are made when the test runs: made at collection, they would have expired by the
+# time a long suite reaches them.
+WRONG: list[tuple[Callable[[], str | None], str]] = [
+    (lambda: None, "needs Authorization"),
+    (lambda: signed(aud="http://testserver/cds-services/medication-patient-view"), "aud must be"),
+    (lambda: signed(exp=int(time.time()) - 120), "expired"),
+    (lambda: signed(exp=int(time.time()) + 3600), "five minutes"),
+    (lambda: signed(key=OTHER_KEY), "signature"),
+    (lambda: signed(header={"jku": "https://attacker.example/jwks.json"}), "jku"),
+    (lambda: signed(sub="someone-else"), "sub"),
+    (lambda: signed(jti=""), "jti"),
+    (lambda: "not-a-jwt", "access token is invalid"),
+]
+
+
+@pytest.mark.parametrize(("make", "words"), WRONG)
+def test_unsigned_or_wrong_calls_are_401(
+    ehr: FlaskClient, make: Callable[[], str | None], words: str
+) -> None:
+    response = call(ehr, make())
     assert response.status_code == 401, response.get_data(as_text=True)
     assert words in response.get_data(as_text=True)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")

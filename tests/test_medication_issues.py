@@ -77,7 +77,7 @@ def test_findings_become_searchable_detected_issues_and_alert_the_prescriber(
     def issues() -> list[dict[str, Any]]:
         return _entries(client, f"DetectedIssue?patient={pid}")
 
-    [issue] = wait_for(issues, 30, "the standalone DetectedIssue")
+    [issue] = wait_for(issues, 120, "the standalone DetectedIssue")
     assert issue["code"]["coding"][0]["code"] == "DRG" and issue["severity"] == "high"
     implicated = {r["reference"] for r in issue["implicated"]}
     assert implicated == {order_ref, f"MedicationRequest/{warfarin['id']}"}
@@ -85,17 +85,17 @@ def test_findings_become_searchable_detected_issues_and_alert_the_prescriber(
     assert _entries(client, f"DetectedIssue?implicated={order_ref}")[0]["id"] == issue["id"]
     assert _entries(client, f"DetectedIssue?implicated=MedicationRequest/{warfarin['id']}")
 
-    wait_for(lambda: mail.to("dr.lind@example.org"), 30, "the prescriber's alert")
+    wait_for(lambda: mail.to("dr.lind@example.org"), 120, "the prescriber's alert")
     [email] = mail.to("dr.lind@example.org")
     assert email.mail["Subject"] == "Medication safety alert"
     assert f"DetectedIssue/{issue['id']}" in email.text and "Ibuprofen" not in email.text
     [sent] = wait_for(
         lambda: [
             c
-            for c in _entries(client, "Communication?status=completed")
+            for c in _entries(client, f"Communication?recipient={prescriber['reference']}")
             if {"reference": f"DetectedIssue/{issue['id']}"} in c.get("about", [])
         ],
-        10,
+        60,
         "the Communication",
     )
     assert sent["recipient"] == [prescriber]
@@ -110,7 +110,7 @@ def test_findings_become_searchable_detected_issues_and_alert_the_prescriber(
         current = body(client.get(f"/fhir/DetectedIssue/{issue['id']}"))
         return current["status"] == "cancelled" and current["meta"]["versionId"] != version
 
-    wait_for(cancelled, 30, "the issue to be cancelled")
+    wait_for(cancelled, 120, "the issue to be cancelled")
     assert len(mail.to("dr.lind@example.org")) == 1
 
 

@@ -195,7 +195,7 @@ def test_refill_request_is_addressed_decided_and_told(
     made["statusReason"] = {"text": "Needs a review visit first"}
     decided = client.put(f"/fhir/Task/{made['id']}", json=made, headers=FHIR_JSON)
     assert decided.status_code == 200
-    [email] = wait_for(lambda: mail.to("pat@example.org"), 30, "the patient's message")
+    [email] = wait_for(lambda: mail.to("pat@example.org"), 120, "the patient's message")
     assert email.mail["Subject"] == "Your refill request"
     assert "was declined" in email.text and "Needs a review visit first" in email.text
 
@@ -207,11 +207,11 @@ def test_running_out_reminder_and_adherence(
     order_ref = _order(client, pid, prescriber, repeats=0)
     # 30 days handed over 25 days ago: the supply ends in 5 days, the 7-day reminder is due.
     assert _post(client, _dispense(pid, order_ref, _day(-25))).status_code == 201
-    [email] = wait_for(lambda: mail.to("pat@example.org"), 30, "the running-out reminder")
+    [email] = wait_for(lambda: mail.to("pat@example.org"), 120, "the running-out reminder")
     assert email.mail["Subject"] == "Time to refill" and _day(5) in email.text
     assert "No refills remain" in email.text
     # Long-term therapy without refills left: the prescriber hears too.
-    wait_for(lambda: mail.to("dr.lind@example.org"), 30, "the prescriber's reminder")
+    wait_for(lambda: mail.to("dr.lind@example.org"), 120, "the prescriber's reminder")
 
     # PDC over the 60 days before today: the 30-day fill of day -25 covers all 25 days from
     # that first fill on; a patient with fills on days -60 and -10 has 30 + 10 of 60 days.
