@@ -89,7 +89,12 @@ class StandaloneIssues:
                 self.plan_alert(issue_id_, order_ref)
         for found in self.find("DetectedIssue", f"implicated={order_ref}", 500):
             resource = found.resource or {}
-            ours = any(i.get("system") == SOURCE for i in resource.get("identifier") or [])
+            # Only this order's own findings: another order's issue implicating this one
+            # (its interaction partner) is that order's to keep or cancel.
+            ours = any(
+                i.get("system") == SOURCE and str(i.get("value", "")).startswith(f"{order_ref}#")
+                for i in resource.get("identifier") or []
+            )
             if not ours or found.resource_id in wanted or resource.get("status") == "cancelled":
                 continue
             self.resources.update(
