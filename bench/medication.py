@@ -6,8 +6,8 @@ Usage: .venv/bin/python bench/medication.py [--patients 1000] [--bench-patients 
 Starts its own `fhirhub serve` (auth on, admin token, no worker; embedded database under
 var/bench-medication, free ports, no seed) and loads --patients background patients with
 10 active MedicationRequests and 5 AllergyIntolerances each through batch Bundles (so the
-database holds patients x 15 medication records; `fhirhub seed` is not used because it
-currently stops on a booking conflict of its own appointments). The measured patients
+database holds a known patients x 15 medication records, each order checked on the way in;
+when this was measured `fhirhub seed` stopped on a booking conflict). The measured patients
 (--bench-patients) have the same set-up, the issue's "10 active medications and 5
 allergies on file".
 
