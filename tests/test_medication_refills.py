@@ -207,11 +207,11 @@ def test_running_out_reminder_and_adherence(
     order_ref = _order(client, pid, prescriber, repeats=0)
     # 30 days handed over 25 days ago: the supply ends in 5 days, the 7-day reminder is due.
     assert _post(client, _dispense(pid, order_ref, _day(-25))).status_code == 201
-    [email] = wait_for(lambda: mail.to("pat@example.org"), 120, "the running-out reminder")
+    [email] = wait_for(lambda: mail.to("pat@example.org"), 300, "the running-out reminder")
     assert email.mail["Subject"] == "Time to refill" and _day(5) in email.text
     assert "No refills remain" in email.text
     # Long-term therapy without refills left: the prescriber hears too.
-    wait_for(lambda: mail.to("dr.lind@example.org"), 120, "the prescriber's reminder")
+    wait_for(lambda: mail.to("dr.lind@example.org"), 300, "the prescriber's reminder")
 
     # PDC over the 60 days before today: the 30-day fill of day -25 covers all 25 days from
     # that first fill on; a patient with fills on days -60 and -10 has 30 + 10 of 60 days.
