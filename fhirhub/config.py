@@ -118,6 +118,13 @@ class Settings:
     # knowledge files overriding the shipped tables.
     medication_refuse: str = "high"
     medication_knowledge_dir: str = ""
+    # Running-out reminder this many days before a dispense's supply ends.
+    medication_refill_reminder_days: int = 7
+    # CDS Hooks clients trusted to call /cds-services with their signed JWT: a JSON file
+    # (or inline JSON) of [{"iss", "jwks_url" or "jwks", "kid"...}]; `cds_open` accepts
+    # unsigned calls (local development only).
+    cds_clients: str = ""
+    cds_open: bool = False
     # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.
     auth: bool = True
     auth_token_ttl: int = 3600
@@ -245,6 +252,11 @@ class Settings:
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
             medication_refuse=env.get("FHIRHUB_MEDICATION_REFUSE", defaults.medication_refuse),
             medication_knowledge_dir=env.get("FHIRHUB_MEDICATION_KNOWLEDGE_DIR", "").strip(),
+            medication_refill_reminder_days=_int(
+                env, "FHIRHUB_REFILL_REMINDER_DAYS", defaults.medication_refill_reminder_days
+            ),
+            cds_clients=env.get("FHIRHUB_CDS_CLIENTS", "").strip(),
+            cds_open=_bool(env, "FHIRHUB_CDS_OPEN", defaults.cds_open),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             auth_token_cache_ms=_int(

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
     from fhirhub.auth.service import AuthService
     from fhirhub.channels.service import Channels
-    from fhirhub.medication.hook import MedicationSafety
     from fhirhub.medication.knowledge import Knowledge
+    from fhirhub.medication.safety.hook import MedicationSafety
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -143,11 +143,13 @@ class Hub:
             return
         self._domains_registered = True
         from fhirhub.coordination import wiring as coordination
+        from fhirhub.medication import wiring as medication
         from fhirhub.monitoring import wiring as monitoring
         from fhirhub.scheduling import wiring as scheduling
 
         scheduling.register(self)
         coordination.register(self)
+        medication.register(self)
         monitoring.register_operations(self, self.operations)
         monitoring.register_timers(self, self.timer_kinds)
         monitoring.register_reactions(self, self.reactions)
@@ -172,8 +174,8 @@ class Hub:
 
     @cached_property
     def medication_safety(self) -> MedicationSafety:
-        from fhirhub.medication.audit import override_recorder
-        from fhirhub.medication.hook import MedicationSafety, PatientContext
+        from fhirhub.medication.safety.audit import override_recorder
+        from fhirhub.medication.safety.hook import MedicationSafety, PatientContext
 
         refuse = frozenset(s.strip() for s in self.settings.medication_refuse.split(",") if s)
         return MedicationSafety(

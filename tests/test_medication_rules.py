@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from fhirhub.fhir.errors import Unprocessable
-from fhirhub.medication.concepts import drug_of
-from fhirhub.medication.dose import daily_amount, strength_mg
 from fhirhub.medication.knowledge import SNOMED, build, read_tables
-from fhirhub.medication.rules import check_order, interactions_between
+from fhirhub.medication.safety.concepts import drug_of
+from fhirhub.medication.safety.dose import daily_amount, strength_mg
+from fhirhub.medication.safety.rules import check_order, interactions_between
 from tests.medication_support import RXNORM, allergy, order, statement
 
 KB = build(read_tables())
@@ -72,6 +72,17 @@ def test_interactions_by_class_in_both_directions() -> None:
         order(P, "1049221"), [("MedicationStatement/s", statement(P, "197591"))], [], KB
     )  # oxycodone/APAP with diazepam: opioid + benzodiazepine
     assert ("DRG", "high") in [(f.code, f.severity) for f in result.findings]
+
+
+def test_onc_high_priority_classes_are_marked() -> None:
+    def pair(a: str, b: str) -> list[str]:
+        x, y = drug_of(order(P, a), "x", KB), drug_of(order(P, b), "y", KB)
+        return [p.listed for p in interactions_between(x, y, KB)]
+
+    assert pair("57258", "1665227") == ["onc-high-priority"]  # tizanidine, ciprofloxacin: 13
+    assert pair("596205", "42355") == ["onc-high-priority"]  # ramelteon, fluvoxamine: 9
+    assert pair("8123", "37418") == ["onc-high-priority"]  # phenelzine, sumatriptan: 15
+    assert pair("855332", "198014") == [""]  # warfarin, naproxen: high, not an ONC class
 
 
 def test_unknown_codes_say_could_not_check() -> None:

@@ -33,8 +33,8 @@ def communication(
         resource["statusReason"] = {"text": reason[:1000]}
     resource["category"] = [{"coding": [{"system": CATEGORY, "code": message.category}]}]
     resource["medium"] = [MEDIUM.get(message.channel, REST_HOOK_MEDIUM)]
-    if message.recipient:
-        resource["subject"] = {"reference": message.recipient}
+    if message.recipient and message.recipient.startswith(("Patient/", "Group/")):
+        resource["subject"] = {"reference": message.recipient}  # R4: Patient | Group only
     if message.about:
         resource["about"] = [{"reference": ref} for ref in message.about]
     if sent:

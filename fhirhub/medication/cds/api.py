@@ -1,8 +1,11 @@
 """CDS Hooks 2.0 routes: GET /cds-services, POST /cds-services/{id} and its feedback.
 
-With SMART authorization on, a call needs a bearer access token of this server (its access
-policy then limits what the service reads); the spec's client-signed JWTs are not
-accepted yet. With authorization off (local development) the services are open.
+A call is authenticated by the CDS Client's signed JWT (cds/trust.py; the trusted clients
+are configuration). Such a client's service reads this server only with the
+`fhirAuthorization` access token it sends (that token's access policy applies); without
+one, the prefetch must carry the data (else 412). A bearer access token of this server is
+accepted too (a SMART app calling the services). Calls without either are 401, unless
+FHIRHUB_CDS_OPEN or authorization is off (local development). Discovery is open.
 """
 
 from __future__ import annotations
@@ -17,6 +20,13 @@ from fhirhub.fhir.errors import BadRequest, NotFound
 from fhirhub.medication.cds import schema
 from fhirhub.medication.cds.data import CdsData
 from fhirhub.medication.cds.services import SERVICES, discovery, evaluate
+from fhirhub.medication.cds.trust import (
+    TrustedClient,
+    Unauthorized,
+    load_clients,
+    looks_like_client_jwt,
+    verify,
+)
 from fhirhub.service import access
 
 bp = Blueprint("cds", __name__)
@@ -42,12 +52,41 @@ def _body() -> Any:
         raise BadRequest("the CDS Hooks request body is not JSON") from None
 
 
+def _clients(hub: Any) -> dict[str, TrustedClient]:
+    found = hub.__dict__.get("_cds_clients")
+    if found is None:
+        found = load_clients(hub.settings.cds_clients)
+        hub.__dict__["_cds_clients"] = found
+    return found
+
+
+def _cds_base(hub: Any) -> str:
+    base = hub.settings.fhir_base.rstrip("/")
+    return base.removesuffix("/fhir")
+
+
 @bp.before_request
 def _authenticate() -> None:
     hub = _hub()
-    if not hub.settings.auth or request.method == "OPTIONS" or request.endpoint == "cds.services":
+    if request.method == "OPTIONS" or request.endpoint == "cds.services":
         return
-    record = hub.auth.authenticate(request.headers.get("Authorization"))
+    header = request.headers.get("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    clients = _clients(hub)
+    if token and looks_like_client_jwt(token, clients):
+        from fhirhub.storage.auth_store import AuthStore
+
+        audience = f"{_cds_base(hub)}{request.path}".rstrip("/")
+        claims = verify(token, audience, clients, AuthStore(hub.db, 0))
+        # Reads of this server need the client's fhirAuthorization token (see call()).
+        request.environ["fhirhub.cds_client"] = str(claims["iss"])
+        return
+    if not hub.settings.auth or hub.settings.cds_open:
+        return
+    if not header:
+        raise Unauthorized("a CDS Hooks call needs Authorization: Bearer <JWT of a trusted client>")
+    record = hub.auth.authenticate(header)
     request.environ["fhirhub.cds_access"] = access.install(hub.auth.policy(record))
 
 
@@ -70,7 +109,15 @@ def call(service_id: str) -> Response:
     body = _body()
     schema.validate_request(body, SERVICES[service_id]["hook"])
     hub = _hub()
-    data = CdsData(body, hub.search.find_versions, hub.settings.fhir_base)
+    may_read = True
+    if request.environ.get("fhirhub.cds_client") and hub.settings.auth:
+        granted = body.get("fhirAuthorization")
+        if granted:  # the client's token for this server: its access policy applies
+            record = hub.auth.authenticate(f"Bearer {granted['access_token']}")
+            request.environ["fhirhub.cds_access"] = access.install(hub.auth.policy(record))
+        else:
+            may_read = False
+    data = CdsData(body, hub.search.find_versions, hub.settings.fhir_base, may_read)
     cards = evaluate(service_id, body, data, hub.medication_knowledge)
     return _json({"cards": cards})
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fhirhub.medication.rules import Finding
+from fhirhub.medication.safety.rules import Finding
 
 INDICATOR = {"high": "critical", "moderate": "warning", "low": "info"}
 SOURCE = {

@@ -6,9 +6,9 @@ from typing import Any
 
 from fhirhub.medication.cds.cards import banner_card, finding_card, unchecked_card
 from fhirhub.medication.cds.data import PREFETCH, CdsData, bundle_resources
-from fhirhub.medication.concepts import drug_of, is_current
 from fhirhub.medication.knowledge import Knowledge
-from fhirhub.medication.rules import check_order
+from fhirhub.medication.safety.concepts import drug_of, is_current
+from fhirhub.medication.safety.rules import check_order
 
 SERVICES: dict[str, dict[str, Any]] = {
     "medication-order-sign": {

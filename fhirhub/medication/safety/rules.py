@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fhirhub.medication.concepts import Drug, drug_of
-from fhirhub.medication.dose import daily_amount
 from fhirhub.medication.knowledge import RXNORM, Interaction, Knowledge
+from fhirhub.medication.safety.concepts import Drug, drug_of
+from fhirhub.medication.safety.dose import daily_amount
 
 RANK = {"high": 3, "moderate": 2, "low": 1}
 IGNORED_VERIFICATION = frozenset({"entered-in-error", "refuted"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fhirhub.fhir.errors import BadRequest, Issue
-from fhirhub.medication.rules import Finding
+from fhirhub.medication.safety.rules import Finding
 
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 EXT_BASE = "https://fhirhub.example/fhir/StructureDefinition/"
