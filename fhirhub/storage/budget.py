@@ -11,9 +11,10 @@ of 120k: 7 s -> 0.06 s).
 
 FerretDB does not always report the expiry: of 100 reads of 300 documents at 2 ms, 97
 raised MaxTimeMSExpired, 2 were whole, and 1 silently returned 24 documents; others ended
-in CursorNotFound (the cursor cancelled between batches). A read is therefore trusted only
-when it finished within the budget by the client's own clock: the server starts its clock
-after ours, so a read we saw end in time cannot have been cut short by its deadline.
+in CursorNotFound (the cursor cancelled between batches) or an "i/o timeout" failure. A
+read is therefore trusted only when it finished within the budget by the client's own
+clock: the server starts its clock after ours, so a read we saw end in time cannot have
+been cut short by its deadline.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pymongo.errors import CursorNotFound, ExecutionTimeout
+from pymongo.errors import ExecutionTimeout, OperationFailure
 
 from fhirhub.fhir.errors import TooCostly
 
@@ -37,7 +38,8 @@ def within_budget(what: str, budget_ms: int) -> Iterator[None]:
         yield
     except ExecutionTimeout:
         raise _too_costly(what, budget_ms) from None
-    except CursorNotFound:
+    except OperationFailure:
+        # CursorNotFound, or "i/o timeout": how FerretDB ends a read at its deadline
         if _elapsed_ms(started) < budget_ms:
             raise  # not the deadline: a real fault
         raise _too_costly(what, budget_ms) from None
