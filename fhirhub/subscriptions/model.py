@@ -135,6 +135,9 @@ class Subscriber:
     active: bool = True
     reason: str = ""  # why inactive
     channel: str = REST_HOOK  # care-team Endpoints are always called like a rest-hook
+    # A Subscription's recorded owner (client, user, patient, scope), whose access limits
+    # what it is told; empty: no owner (written without authorization), not limited.
+    owner: tuple[tuple[str, str], ...] = ()
 
     def accepts(self, resource_type: str) -> bool:
         return not self.resource_types or resource_type in self.resource_types
@@ -159,6 +162,7 @@ def subscription_subscriber(resource: dict[str, Any], now: datetime) -> Subscrib
         active=not reason,
         reason=reason,
         channel=str(channel.get("type") or REST_HOOK),
+        owner=tuple(sorted((owner_of(resource) or {}).items())),
     )
 
 
