@@ -1,6 +1,6 @@
 """REST core benchmark: the server through gunicorn versus raw pymongo on the same database.
 
-Usage: .venv/bin/python bench/rest_core.py [--seconds 5] [--bundles 30]
+Usage: .venv/bin/python bench/rest_core.py [--seconds 5] [--bundles 30] [--pg-set NAME=VALUE]...
 
 Starts its own `fhirhub serve` (embedded database under var/bench, free ports, no seed),
 ingests the Synthea transaction bundles from ../shared/fhir-corpus, then measures read,
@@ -14,6 +14,11 @@ latency it reports, so the server would be measured against its own load generat
 runs at concurrency 1 as `-t1 -c1` and at 16 as `-t2 -c16` (keep-alive connections); any
 socket error or unexpected status fails the bench. wrk takes whole seconds, so --seconds is
 rounded for it. The floor and the transaction ingest stay in Python (pymongo, httpx).
+
+--pg-set gives the embedded PostgreSQL a setting for this run only, for A/B runs of its
+tuning (e.g. `--pg-set synchronous_commit=off` for what durable commits cost, or
+`--pg-set commit_delay=200`): set on the database (ALTER DATABASE), which outranks the
+server's command line, before FerretDB opens its connections.
 """
 
 from __future__ import annotations
@@ -38,16 +43,18 @@ import orjson
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = (
-    ROOT.parent / "shared" / "fhir-corpus" / "synthea-r4" / "smart-on-fhir-generated-sample-data"
-)
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import FHIR, run_for, start_server  # noqa: E402
+from harness import FHIR, cli_env, run_for, start_server  # noqa: E402
 
+from fhirhub.embedded.ports import free_port  # noqa: E402
+from fhirhub.embedded.postgres import PG_DATABASE, psql  # noqa: E402
 from fhirhub.storage.documents import decode_resource  # noqa: E402
+from tests.helpers import corpus_dir  # noqa: E402
 
+# tests/helpers.py finds the corpus beside the checkout or at /work/shared (worktrees).
+CORPUS = corpus_dir() / "synthea-r4" / "smart-on-fhir-generated-sample-data"
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "rest.lua"
 
 
@@ -139,17 +146,43 @@ def timed_in_threads(threads: int, items: list[Any], op: Callable[[Any], None]) 
     return time.monotonic() - started
 
 
+def preset_postgres(var_dir: Path, db_port: int, pg_port: int, settings: list[str]) -> None:
+    """Create the bench's cluster and give its database `settings` (NAME=VALUE each)."""
+    env = cli_env(var_dir, db_port, pg_port)
+    command = [sys.executable, "-m", "fhirhub.cli", "db"]
+    subprocess.run([*command, "start"], env=env, cwd=ROOT, check=True, capture_output=True)
+    try:
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            if not name.replace("_", "").isalnum() or not value.replace(".", "").isalnum():
+                raise SystemExit(f"--pg-set wants NAME=VALUE, got {setting!r}")
+            try:  # per database where PostgreSQL allows it, else for the cluster
+                psql(pg_port, f"alter database {PG_DATABASE} set {name} = '{value}'")
+            except RuntimeError:
+                psql(pg_port, f"alter system set {name} = '{value}'")
+            print(f"PostgreSQL for this run: {name} = {value}", file=sys.stderr)
+    finally:
+        subprocess.run([*command, "stop"], env=env, cwd=ROOT, check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--bundles", type=int, default=30)
+    parser.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--only", default="read,vread,create,update", help="wrk operations to run (after ingest)"
+    )
     args = parser.parse_args()
     wrk = find_wrk()
     wrk_seconds = max(1, round(args.seconds))
     scratch = tempfile.TemporaryDirectory(prefix="fhirhub-bench-")
     var_dir = ROOT / "var" / "bench"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
-    proc, base, uri, auth = start_server(var_dir)
+    db_port, pg_port = free_port(), free_port()
+    if args.pg_set:
+        preset_postgres(var_dir, db_port, pg_port, args.pg_set)
+    proc, base, uri, auth = start_server(var_dir, db_port, pg_port)
     local = threading.local()
 
     def client() -> httpx.Client:
@@ -161,6 +194,8 @@ def main() -> None:
     try:
         db = MongoClient(uri)["bench"]
         bundles = [json.loads(p.read_text()) for p in sorted(CORPUS.glob("*.json"))][: args.bundles]
+        if not bundles:
+            raise SystemExit(f"no Synthea bundles in {CORPUS}")
         resources = sum(len(b["entry"]) for b in bundles)
         floor_db = db.client["bench_floor"]
         # All bundles are posted by one client, then all again by two at once (an importer
@@ -226,12 +261,15 @@ def main() -> None:
             pool = str(UPDATE_POOL)
             return f"{base}/Observation", ["put", template, "u", pool, "200", "201"]
 
-        for name, floor in (
+        operations = (
             ("read", floor_read),
             ("vread", floor_vread),
             ("create", floor_create),
             ("update", floor_update),
-        ):
+        )
+        for name, floor in operations:
+            if name not in args.only.split(","):
+                continue
             for threads in (1, 16):
                 url, script_args = wrk_args(name, threads)
                 rate, p50, p95 = run_wrk(wrk, wrk_seconds, threads, url, auth, *script_args)

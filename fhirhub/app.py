@@ -10,9 +10,11 @@ from fhirhub.api import (
     auth_audit,
     auth_guard,
     auth_pages,
+    availability,
     errors,
     health,
     metadata,
+    operations,
     render,
     rest,
     search,
@@ -46,6 +48,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
             context.fhir_mime = response_mime(req.args.get("_format"), req.headers.get("Accept"))
 
     errors.register_error_handlers(app)
+    # Fast 503s while the database is down; before the auth guard, which reads tokens.
+    availability.install(app, availability.DatabaseGate(hub.database_problem))
     render.install(app)  # write-only secrets: masked in every response
     auth_guard.install(app, settings)  # SMART: authenticate /fhir requests, enforce scopes, audit
     app.register_blueprint(metadata.bp, url_prefix=FHIR_PREFIX)
@@ -54,6 +58,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
         app.register_blueprint(auth_audit.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(auth.bp, url_prefix="/auth")
     app.register_blueprint(auth_pages.bp, url_prefix="/auth")
+    operations.install(app, hub.operations, FHIR_PREFIX)  # before rest: its routes are static
     app.register_blueprint(rest.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(search.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)

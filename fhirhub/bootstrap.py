@@ -37,6 +37,9 @@ PUSHDOWN_FIELDS = {
     "transactions": ["_id"],
     "deliveries": ["_id", "sub", "st"],
     "worker_leases": ["_id", "name"],
+    "timer_jobs": ["_id", "st", "dm", "key"],
+    "timer_keys": ["_id"],
+    "timer_leases": ["_id", "name"],
 }
 
 
@@ -58,6 +61,7 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     DeliveryStore(hub.db).ensure_indexes()
     LeaseStore(hub.db).ensure_indexes()
     SocketStore(hub.db).ensure_indexes()
+    hub.timer_store.ensure_indexes()
     tune_embedded_database(hub)
     recovered = recover(hub.store)
     if recovered:

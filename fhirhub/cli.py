@@ -64,8 +64,9 @@ def serve(seed: bool | None) -> None:
 
 @main.command()
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Delivery threads.")
+@click.option("--supervised", is_flag=True, hidden=True, help="Run by serve: never start a DB.")
 @one_line_errors
-def worker(threads: int | None) -> None:
+def worker(threads: int | None, supervised: bool) -> None:
     """Deliver notifications (subscriptions, care teams) from the outbox until stopped."""
     import logging
 
@@ -73,7 +74,8 @@ def worker(threads: int | None) -> None:
     from fhirhub.worker.runner import NotificationWorker
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    with running_hub(Settings.from_env(), long_running=True) as hub:
+    settings = Settings.from_env()
+    with running_hub(settings, long_running=True, start_db=not supervised) as hub:
         NotificationWorker(hub, threads).run_until_signalled()
 
 

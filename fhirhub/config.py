@@ -34,6 +34,13 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raise ConfigurationError(f"{name} must be on/off, got {raw!r}")
 
 
+def _url_limit(env: dict[str, str], default: int) -> int:
+    value = _int(env, "FHIRHUB_MAX_URL_BYTES", default)
+    if not 256 <= value <= 8190:  # gunicorn reads no longer request line than 8190 bytes
+        raise ConfigurationError(f"FHIRHUB_MAX_URL_BYTES must be 256..8190, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -51,11 +58,18 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".cache")
     web_workers: int = 2
     max_body_bytes: int = 16 * 1024 * 1024
+    # Longest request line gunicorn reads (method, URL, protocol); 414 beyond. 8190 is
+    # gunicorn's own maximum.
+    max_url_bytes: int = 8190
     seed_on_empty: bool = True
     db_timeout_ms: int = 5000
     db_socket_timeout_ms: int = 60000
     # Server-side limit on each search and history query (storage/budget.py).
     query_timeout_ms: int = 20000
+    # What one batch/transaction Bundle over the API may ask for (service/bundle_limits.py).
+    bundle_max_entries: int = 10_000
+    bundle_max_search_results: int = 10_000
+    bundle_timeout_ms: int = 60_000
     proxy_hops: int = 0
     # gunicorn's per-request access log on stdout. Off by default: every /fhir request is
     # already in the AuditEvent log (who, what, outcome), and formatting and writing the
@@ -65,13 +79,26 @@ class Settings:
     # Empty: loopback and public addresses with the embedded database (dev), public otherwise.
     notify_allowed_hosts: str = ""
     notify_timeout_ms: int = 5_000
+    # Retries (worker/retries.py): refusals of one event before it is suspected poison; a
+    # backoff from base doubling to the cap; the horizon from an event's first failure
+    # after which a receiver still unavailable is given up (subscriber set to error).
     notify_max_attempts: int = 10
     notify_retry_base_ms: int = 1_000
-    notify_retry_max_ms: int = 300_000
+    notify_retry_max_ms: int = 600_000
+    notify_retry_horizon_ms: int = 72 * 3600 * 1000
     worker_lease_ms: int = 30_000
     worker_threads: int = 8
     worker_poll_ms: int = 100
     start_worker: bool = True
+    # Durable timers run by `fhirhub worker` (fhirhub/timers): threads and scan interval.
+    timer_threads: int = 4
+    timer_poll_ms: int = 250
+    # Outbound channels (fhirhub/channels): smtp://user:pass@host:port[?starttls] or
+    # smtps://...; an HTTP SMS gateway; the sender address and number.
+    smtp_url: str = ""
+    smtp_from: str = "fhirhub@localhost"
+    sms_url: str = ""
+    sms_from: str = ""
     # Open Subscription websockets per web process; each holds one gunicorn thread, and
     # `fhirhub serve` adds this many threads so plain requests keep theirs.
     websocket_max: int = 8
@@ -147,6 +174,7 @@ class Settings:
             else defaults.cache_dir,
             web_workers=_int(env, "FHIRHUB_WEB_WORKERS", defaults.web_workers),
             max_body_bytes=_int(env, "FHIRHUB_MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_url_bytes=_url_limit(env, defaults.max_url_bytes),
             seed_on_empty=_bool(env, "FHIRHUB_SEED", defaults.seed_on_empty),
             db_timeout_ms=_int(env, "FHIRHUB_DB_TIMEOUT_MS", defaults.db_timeout_ms),
             proxy_hops=_int(env, "FHIRHUB_PROXY_HOPS", defaults.proxy_hops),
@@ -155,6 +183,11 @@ class Settings:
                 env, "FHIRHUB_DB_SOCKET_TIMEOUT_MS", defaults.db_socket_timeout_ms
             ),
             query_timeout_ms=_int(env, "FHIRHUB_QUERY_TIMEOUT_MS", defaults.query_timeout_ms),
+            bundle_max_entries=_int(env, "FHIRHUB_BUNDLE_MAX_ENTRIES", defaults.bundle_max_entries),
+            bundle_max_search_results=_int(
+                env, "FHIRHUB_BUNDLE_MAX_SEARCH_RESULTS", defaults.bundle_max_search_results
+            ),
+            bundle_timeout_ms=_int(env, "FHIRHUB_BUNDLE_TIMEOUT_MS", defaults.bundle_timeout_ms),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(
@@ -166,10 +199,19 @@ class Settings:
             notify_retry_max_ms=_int(
                 env, "FHIRHUB_NOTIFY_RETRY_MAX_MS", defaults.notify_retry_max_ms
             ),
+            notify_retry_horizon_ms=_int(
+                env, "FHIRHUB_NOTIFY_RETRY_HORIZON_MS", defaults.notify_retry_horizon_ms
+            ),
             worker_lease_ms=_int(env, "FHIRHUB_WORKER_LEASE_MS", defaults.worker_lease_ms),
             worker_threads=_int(env, "FHIRHUB_WORKER_THREADS", defaults.worker_threads),
             worker_poll_ms=_int(env, "FHIRHUB_WORKER_POLL_MS", defaults.worker_poll_ms),
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
+            timer_threads=_int(env, "FHIRHUB_TIMER_THREADS", defaults.timer_threads),
+            timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
+            smtp_url=env.get("FHIRHUB_SMTP_URL", "").strip(),
+            smtp_from=env.get("FHIRHUB_SMTP_FROM", "").strip() or defaults.smtp_from,
+            sms_url=env.get("FHIRHUB_SMS_URL", "").strip(),
+            sms_from=env.get("FHIRHUB_SMS_FROM", "").strip(),
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),

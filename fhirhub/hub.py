@@ -18,21 +18,27 @@ from fhirhub.fhir.definitions import Definitions
 from fhirhub.fhir.search.extract import Extractor
 from fhirhub.fhir.search.registry import SearchRegistry
 from fhirhub.fhir.summary import Projector
+from fhirhub.operations.registry import OperationRegistry
+from fhirhub.reactions.registry import ReactionQueue, ReactionRegistry, reaction_kind
 from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
 from fhirhub.storage.deliveries import DeliveryStore
-from fhirhub.storage.mongo import connect
+from fhirhub.storage.mongo import connect, connect_for_health
+from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.search_store import SearchStore
 from fhirhub.storage.store import ResourceStore
+from fhirhub.storage.timers import TimerStore
 from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.hooks import write_hooks
 from fhirhub.subscriptions.status import SubscriberStatus
+from fhirhub.timers.registry import TimerRegistry, Timers
 
 if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
     from fhirhub.auth.service import AuthService
+    from fhirhub.channels.service import Channels
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -155,16 +161,76 @@ class Hub:
     def projector(self) -> Projector:
         return Projector(self.definitions)
 
+    @cached_property
+    def health_client(self) -> MongoClient:
+        return connect_for_health(self.settings)
+
     def database_problem(self) -> str | None:
+        """None when the database answers a ping (through FerretDB, one that reaches
+        PostgreSQL) within the health timeout; else what went wrong."""
         try:
-            self.db.command("ping")
+            self.health_client[self.settings.db_name].command("ping")
         except PyMongoError as exc:
             return str(exc).split("\n")[0][:200]
         return None
 
     @cached_property
+    def operations(self) -> OperationRegistry:
+        """Custom FHIR operations: each domain package registers its own here."""
+        registry = OperationRegistry(self.settings.fhir_base, self.started)
+        return registry
+
+    @cached_property
+    def timer_kinds(self) -> TimerRegistry:
+        """Kinds of durable timer `fhirhub worker` runs: each domain package registers its
+        own here."""
+        kinds = TimerRegistry()
+        kinds.register(reaction_kind(self.reactions, OutboxStore(self.db)))
+        return kinds
+
+    @cached_property
+    def reactions(self) -> ReactionRegistry:
+        """Handlers the worker runs on committed changes: domain packages register here."""
+        return ReactionRegistry()
+
+    @cached_property
+    def reaction_queue(self) -> ReactionQueue:
+        return ReactionQueue(self.reactions, self.timers)
+
+    @cached_property
+    def timer_store(self) -> TimerStore:
+        return TimerStore(self.db)
+
+    @cached_property
+    def timers(self) -> Timers:
+        """Planning timer jobs by key (web requests and reactions alike)."""
+        return Timers(self.timer_store, self.timer_kinds, on_planned=self._wake_timers)
+
+    @cached_property
+    def channels(self) -> Channels:
+        """Outbound email, SMS and rest-hook, each message recorded as a Communication
+        (used by the worker only)."""
+        from fhirhub.channels.factory import build_channels
+        from fhirhub.storage.outbound import OutboundStore
+
+        def record(resource: dict[str, Any]) -> None:
+            self.resources.update("Communication", str(resource["id"]), resource)
+
+        def exists(communication_id: str) -> bool:
+            stored = self.store.current("Communication", communication_id)
+            return stored is not None and not stored.deleted
+
+        return build_channels(self.settings, OutboundStore(self.db), record, exists)
+
+    def _wake_timers(self) -> None:
+        runner = self.__dict__.get("timer_runner")
+        if runner is not None:
+            runner.wake()
+
+    @cached_property
     def _support(self) -> ServerSupport:
         resources: tuple[ResourceSupport, ...] = ()
+        operations = self.operations.by_resource()
         if TYPE_INTERACTIONS:
             resources = tuple(
                 ResourceSupport(
@@ -175,13 +241,17 @@ class Hub:
                     conditional_delete="single",
                     read_history=True,
                     update_create=True,
+                    operations=operations.get(name, ()),
                 )
                 for name in sorted(self.definitions.resource_types)
             )
         return ServerSupport(
             resources=resources,
             system_interactions=SYSTEM_INTERACTIONS,
-            operations=(("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),),
+            operations=(
+                ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
+                *self.operations.system_level(),
+            ),
             patch_formats=("application/json-patch+json", "application/fhir+json"),
             security=capability_security(self.settings) if self.settings.auth else None,
             websocket=self.settings.websocket_url,
@@ -193,4 +263,6 @@ class Hub:
     def close(self) -> None:
         if "audit" in self.__dict__:
             self.audit.close()
+        if "health_client" in self.__dict__:
+            self.health_client.close()
         self.client.close()

@@ -1,11 +1,10 @@
-"""`fhirhub serve`: start what is needed, run gunicorn, stop everything we started on exit."""
+"""`fhirhub serve`: start what is needed, run gunicorn, keep it all running (supervision/),
+stop everything we started on exit."""
 
 from __future__ import annotations
 
-import contextlib
-import os
+import logging
 import signal
-import subprocess
 import sys
 import time
 from types import FrameType
@@ -20,12 +19,18 @@ from fhirhub.embedded.ports import port_in_use
 from fhirhub.fhir.errors import ConfigurationError
 from fhirhub.hub import Hub
 from fhirhub.runtime import start_database, unwind_on_sigterm
+from fhirhub.supervision.board import Board, board_path
+from fhirhub.supervision.parts import FerretdbPart, PostgresPart, ProcessPart
+from fhirhub.supervision.reaper import become_subreaper
+from fhirhub.supervision.supervisor import CHECK_S, SUPERVISOR_LOG, Supervisor
 
 HTTP_THREADS = 8
 
 
 def serve(settings: Settings) -> None:
     unwind_on_sigterm()
+    _log_supervision()
+    become_subreaper()  # before PostgreSQL starts: its postmaster is then adopted by us
     if port_in_use(settings.port, settings.host):
         raise ConfigurationError(
             f"port {settings.port} is already in use on {settings.host}: stop that program "
@@ -34,8 +39,7 @@ def serve(settings: Settings) -> None:
     check_startup(settings)  # FHIRHUB_AUTH=off beyond loopback: refuse before starting
     ensure_fhir_package(settings.cache_dir)
     started_db = start_database(settings)
-    children: list[subprocess.Popen[bytes]] = []
-    gunicorn_args = gunicorn_command(settings)
+    supervisor = Supervisor(Board(board_path(settings.var_dir)))
     try:
         hub = Hub(settings)
         try:
@@ -43,22 +47,34 @@ def serve(settings: Settings) -> None:
             smart_lines = _smart_demo(hub)
         finally:
             hub.close()
-        # Its own process group: a terminal's Ctrl-C reaches only us, and gunicorn hears one
-        # SIGTERM from _stop. A gthread worker that gets a second signal while shutting
-        # down deadlocks in ThreadPoolExecutor.shutdown (seen: orphaned workers after
-        # Ctrl-C), and killpg at the end leaves no worker behind.
-        children.append(subprocess.Popen(gunicorn_args, start_new_session=True))
+        if started_db is not None:  # a database someone else started is theirs to watch
+            if started_db.postgres is not None:
+                supervisor.watch(PostgresPart(started_db))
+            supervisor.watch(FerretdbPart(started_db))
+        supervisor.watch(ProcessPart("api", gunicorn_command(settings)).start())
         if settings.start_worker:
             # The notification worker delivers what the web processes commit to the outbox.
-            children.append(subprocess.Popen([sys.executable, "-m", "fhirhub.cli", "worker"]))
+            # --supervised: it waits for the database this process restarts, never starts one.
+            worker = [sys.executable, "-m", "fhirhub.cli", "worker", "--supervised"]
+            supervisor.watch(ProcessPart("worker", worker, stop_timeout=35).start())
         click.echo(f"fhirhub serving {settings.fhir_base} (Ctrl-C stops it)", err=True)
         for line in smart_lines:
             click.echo(line, err=True)
-        _wait(children)
+        _supervise(supervisor)
     finally:
-        _stop(children, gunicorn_args)
+        supervisor.stop_all()
         if started_db is not None:
             started_db.stop()
+
+
+def _log_supervision() -> None:
+    """What the supervisor does (deaths, restarts) goes to stderr with a time stamp."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s fhirhub serve: %(message)s"))
+    logger = logging.getLogger(SUPERVISOR_LOG)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def gunicorn_command(settings: Settings, app: str = "fhirhub.app:create_app()") -> list[str]:
@@ -77,9 +93,13 @@ def gunicorn_command(settings: Settings, app: str = "fhirhub.app:create_app()") 
         # plus one per socket allowed (the web process refuses sockets beyond that).
         "--threads",
         str(HTTP_THREADS + settings.websocket_max),
-        # Lets open websockets close when a worker is told to stop.
+        # Lets open websockets close when a worker is told to stop, and makes the errors
+        # gunicorn answers itself (414, 431, 400) OperationOutcomes.
         "--config",
         "python:fhirhub.gunicorn_hooks",
+        # FHIR searches make long URLs: gunicorn's largest request line instead of 4094.
+        "--limit-request-line",
+        str(settings.max_url_bytes),
         *access_log,
         "--log-level",
         "warning",
@@ -98,7 +118,7 @@ def _smart_demo(hub: Hub) -> list[str]:
     return ensure_demo(hub.auth)
 
 
-def _wait(children: list[subprocess.Popen[bytes]]) -> None:
+def _supervise(supervisor: Supervisor) -> None:
     stopping = False
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -108,24 +128,5 @@ def _wait(children: list[subprocess.Popen[bytes]]) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     while not stopping:
-        if any(child.poll() is not None for child in children):
-            time.sleep(0.5)  # Ctrl-C reaches gunicorn too; it may exit before we see SIGINT
-            if stopping:
-                return
-            raise ConfigurationError("a server process exited unexpectedly; see the log above")
-        time.sleep(0.2)
-
-
-def _stop(children: list[subprocess.Popen[bytes]], gunicorn_args: list[str]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-        if child.args == gunicorn_args:
-            # gunicorn's workers, if its master left any (its own group, see serve()).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGKILL)
+        supervisor.check()
+        time.sleep(CHECK_S)

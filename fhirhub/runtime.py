@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from pymongo.errors import PyMongoError
+
 from fhirhub.config import Settings
 from fhirhub.embedded.database import EmbeddedDatabase
 from fhirhub.embedded.fhir_package import ensure_fhir_package
+from fhirhub.fhir.errors import ConfigurationError
 from fhirhub.hub import Hub
 from fhirhub.storage.mongo import connect, redact, require_reachable
+
+WAIT_FOR_DATABASE_S = 60.0
 
 
 def start_database(settings: Settings) -> EmbeddedDatabase | None:
@@ -44,18 +50,43 @@ def unwind_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+def prepare_when_available(hub: Hub, timeout_s: float) -> None:
+    """For a process whose database another process runs and restarts (serve's worker):
+    wait for it, also when it goes away again in the middle of the preparation."""
+    from fhirhub.bootstrap import prepare_database_contents
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        problem = hub.database_problem()
+        if problem is None:
+            try:
+                prepare_database_contents(hub, seed=False)
+                return
+            except (PyMongoError, RuntimeError) as error:  # RuntimeError: psql set-up
+                problem = str(error).split("\n")[0][:200]
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(f"the database did not come back: {problem}")
+        time.sleep(0.5)
+
+
 @contextmanager
-def running_hub(settings: Settings, long_running: bool = False) -> Iterator[Hub]:
+def running_hub(
+    settings: Settings, long_running: bool = False, start_db: bool = True
+) -> Iterator[Hub]:
     """`long_running`: the command loops over many requests' worth of work (worker, import,
-    seed, reindex), so the heap is settled first (0.4 s, not worth it for a token)."""
+    seed, reindex), so the heap is settled first (0.4 s, not worth it for a token).
+    `start_db` False: the database is someone else's to start (supervised worker)."""
     from fhirhub.bootstrap import prepare_database_contents
 
     unwind_on_sigterm()
     ensure_fhir_package(settings.cache_dir)
-    started = start_database(settings)
+    started = start_database(settings) if start_db else None
     hub = Hub(settings)
     try:
-        prepare_database_contents(hub, seed=False)
+        if start_db:
+            prepare_database_contents(hub, seed=False)
+        else:
+            prepare_when_available(hub, WAIT_FOR_DATABASE_S)
         if long_running:
             from fhirhub import heap
 

@@ -24,20 +24,30 @@ def test_metadata_is_a_capability_statement(client: FlaskClient, definitions: De
 def test_healthz_checks_database(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    health = response.get_json()
+    assert health["status"] == "ok" and health["database"] == "ok"
+    assert health["parts"]["api"]["state"] == health["parts"]["database"]["state"] == "up"
 
 
 def test_healthz_reports_unreachable_database(client: FlaskClient, hub) -> None:  # type: ignore[no-untyped-def]
+    import time
+
     from pymongo import MongoClient
 
-    real_client = hub.client
-    hub.client = MongoClient("mongodb://127.0.0.1:1/", serverSelectionTimeoutMS=200)
+    real_client = hub.health_client
+    hub.__dict__["health_client"] = MongoClient(
+        "mongodb://127.0.0.1:1/", serverSelectionTimeoutMS=400
+    )
     try:
+        started = time.monotonic()
         response = client.get("/healthz")
+        waited = time.monotonic() - started
     finally:
-        hub.client = real_client
+        hub.__dict__["health_client"] = real_client
     assert response.status_code == 503
     assert response.get_json()["status"] == "unavailable"
+    assert response.get_json()["parts"]["database"]["state"] == "down"
+    assert waited < 1.0
 
 
 def test_unknown_route_is_operation_outcome(client: FlaskClient) -> None:

@@ -94,3 +94,32 @@ def test_database_that_stops_answering_gives_503(
     proxy.frozen.clear()
     # pymongo drops the timed-out connection; the next request opens a fresh one.
     assert client.get(f"/fhir/{location}").status_code == 200
+
+
+def test_a_database_known_to_be_down_gives_503_at_once(
+    settings: Settings, definitions: Definitions
+) -> None:
+    # Nothing listens on port 1: after the first request finds that out (waiting in server
+    # selection), the probe confirms it and later requests do not wait at all.
+    dead = settings.with_overrides(mongodb_uri="mongodb://127.0.0.1:1/", db_timeout_ms=1000)
+    hub = Hub(dead)
+    hub.__dict__["definitions"] = definitions
+    client = create_app(dead, hub).test_client()
+    try:
+        first = client.get("/fhir/Patient/x")
+        assert first.status_code == 503 and first.headers["Retry-After"] == "5"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            response = client.get("/fhir/Patient/x")
+            if time.monotonic() - started < 0.1:
+                break
+        assert response.status_code == 503, "the gate did not close"
+        assert time.monotonic() - started < 0.1
+        assert response.get_json(force=True)["issue"][0]["code"] == "transient"
+        assert client.get("/fhir/metadata").status_code == 200  # needs no database
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.get_json()["parts"]["database"]["state"] == "down"
+    finally:
+        hub.close()

@@ -65,6 +65,9 @@ class Receiver:
     status: int = 200
     delay_s: float = 0.0
     hold: threading.Event | None = None  # when set: block requests until it is set
+    # When set: the status to answer each request with (from its headers and body).
+    respond: Callable[[dict[str, str], bytes], int] | None = None
+    reply_headers: dict[str, str] = field(default_factory=dict)
     arrived: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
@@ -85,11 +88,14 @@ class Receiver:
                     receiver.hold.wait(30)
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
-                status = receiver.status
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                respond = receiver.respond
+                status = respond(headers, data) if respond is not None else receiver.status
                 if status < 300:
-                    headers = {k.lower(): v for k, v in self.headers.items()}
                     receiver.requests.append(Received(self.path, headers, data, time.time()))
                 self.send_response(status)
+                for name, value in receiver.reply_headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

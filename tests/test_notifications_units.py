@@ -13,8 +13,8 @@ from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolic
 from fhirhub.subscriptions.events import ChangeEvent
 from fhirhub.subscriptions.model import endpoint_subscriber, subscription_subscriber
 from fhirhub.subscriptions.payloads import build_notification, care_team_bundle, sign
-from fhirhub.worker.delivery import RetryPolicy
-from fhirhub.worker.sender import Sender
+from fhirhub.worker.retries import Next, RetryPolicy, decide
+from fhirhub.worker.sender import Sender, SendResult
 from tests.test_notifications_support import SECRET, Receiver, endpoint
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -151,7 +151,69 @@ def test_subscription_end_makes_it_inactive() -> None:
 
 
 def test_backoff_grows_exponentially_up_to_the_cap() -> None:
-    policy = RetryPolicy(10, timedelta(seconds=1), timedelta(seconds=60))
+    policy = RetryPolicy(10, timedelta(seconds=1), timedelta(seconds=60), timedelta(hours=1))
     delays = [policy.delay(n).total_seconds() for n in range(1, 10)]
     assert 0.8 <= delays[0] <= 1.2 and 3.2 <= delays[2] <= 4.8
     assert all(d <= 72 for d in delays) and delays[-1] >= 48
+
+
+POLICY = RetryPolicy(3, timedelta(seconds=1), timedelta(minutes=10), timedelta(hours=72))
+
+
+@pytest.mark.parametrize(
+    ("result", "kind"),
+    [
+        (SendResult(False, error="ConnectError: refused"), "unavailable"),
+        (SendResult(False, error="no response within 5 s"), "unavailable"),
+        (SendResult(False, 503, "HTTP 503"), "unavailable"),
+        (SendResult(False, 429, "HTTP 429"), "unavailable"),
+        (SendResult(False, 500, "HTTP 500"), "refused"),
+        (SendResult(False, 422, "HTTP 422"), "refused"),
+    ],
+)
+def test_a_receiver_down_is_told_from_a_refused_event(result: SendResult, kind: str) -> None:
+    decision = decide(POLICY, {"n": 2, "nr": 0}, result, NOW)
+    assert decision.fields["kind"] == kind and decision.next is Next.RETRY
+    assert decision.fields["nr"] == (1 if kind == "refused" else 0)
+    assert decision.fields["first"] == NOW and decision.fields["next"] > NOW
+
+
+def test_an_hour_down_is_retried_and_only_the_horizon_gives_up() -> None:
+    down = SendResult(False, error="ConnectError: refused")
+    hour = {"n": 40, "nr": 0, "first": NOW - timedelta(hours=1)}
+    decision = decide(POLICY, hour, down, NOW)
+    assert decision.next is Next.RETRY and decision.fields["next"] <= NOW + timedelta(minutes=12)
+    gone = {**hour, "first": NOW - timedelta(hours=72)}
+    assert decide(POLICY, gone, down, NOW).next is Next.DEAD_SUBSCRIBER
+
+
+def test_refusals_make_a_suspect_and_at_the_horizon_a_dead_event() -> None:
+    refused = SendResult(False, 500, "HTTP 500")
+    assert decide(POLICY, {"n": 1, "nr": 1}, refused, NOW).next is Next.RETRY
+    assert decide(POLICY, {"n": 5, "nr": 2}, refused, NOW).next is Next.SUSPECT
+    old = {"n": 9, "nr": 9, "first": NOW - timedelta(hours=80)}
+    assert decide(POLICY, old, refused, NOW).next is Next.DEAD_EVENT
+    forbidden = SendResult(False, error="address not allowed", permanent=True)
+    assert decide(POLICY, {}, forbidden, NOW).next is Next.DEAD_SUBSCRIBER
+    assert decide(POLICY, {"n": 3}, SendResult(True, 200), NOW).next is Next.DELIVERED
+
+
+def test_a_receivers_retry_after_lengthens_the_wait_up_to_the_cap() -> None:
+    busy = SendResult(False, 503, "HTTP 503", retry_after_s=120)
+    assert decide(POLICY, {"n": 0}, busy, NOW).fields["next"] >= NOW + timedelta(seconds=120)
+    far = SendResult(False, 503, "HTTP 503", retry_after_s=86_400)
+    assert decide(POLICY, {"n": 0}, far, NOW).fields["next"] <= NOW + timedelta(minutes=10)
+
+
+def test_sender_reads_retry_after(receiver: Receiver) -> None:
+    receiver.status = 429
+    receiver.reply_headers["Retry-After"] = "7"
+    sender = Sender(AddressPolicy.parse("loopback"), 2.0)
+    try:
+        result = sender.send(receiver.url, b"{}", {})
+        receiver.reply_headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"
+        dated = sender.send(receiver.url, b"{}", {})
+    finally:
+        sender.close()
+    assert result.status == 429 and result.retry_after_s == 7
+    assert dated.retry_after_s is None  # the date form: the backoff applies

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
+from fhirhub.api import operations
 from fhirhub.api.audit_bundle import entry_events
 from fhirhub.api.auth_audit import audit_event
 from fhirhub.api.requests import current_globals, current_request, hub
@@ -148,6 +149,8 @@ def _endpoint_rule(policy: TokenPolicy, endpoint: str, args: dict[str, Any]) -> 
         resource_type = "Subscription" if endpoint.startswith("subscriptions.sub") else "Endpoint"
         hub().resources.read(resource_type, args["resource_id"])  # guarded read
         return
+    if operations.authorize(policy, endpoint, args):
+        return  # the operation's declared access rule (fhirhub/operations/model.py)
     if endpoint == "rest.validate":
         resource_type = args["resource_type"]
         if not any(policy.scopes.for_action(resource_type, a) for a in "cruds"):

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
-from pymongo.errors import ConnectionFailure
+from flask import Flask, Response, current_app, request
+from pymongo.errors import ConnectionFailure, OperationFailure
 from werkzeug.exceptions import HTTPException
 
+from fhirhub.api.availability import gate_of, unavailable_response
 from fhirhub.api.render import fhir_response
 from fhirhub.fhir.errors import FhirError, Issue
 from fhirhub.fhir.operation_outcome import outcome, outcome_for_error
+from fhirhub.storage.availability import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +47,28 @@ def register_error_handlers(app: Flask) -> None:
         return fhir_response(outcome([issue]), status, headers)
 
     @app.errorhandler(ConnectionFailure)
-    def _database_unavailable(error: ConnectionFailure) -> Response:
-        # Unreachable, timed out or reconnecting: the client may retry; nothing was
-        # acknowledged, and a half-done write is rolled forward or compensated by the store.
-        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
-        issue = Issue(code="transient", diagnostics="the database is unavailable; retry later")
-        return fhir_response(outcome([issue]), 503, {"Retry-After": "5"})
+    def _database_unreachable(error: ConnectionFailure) -> Response:
+        return _database_unavailable(error)
+
+    @app.errorhandler(OperationFailure)
+    def _database_error(error: OperationFailure) -> Response:
+        # FerretDB up, its PostgreSQL not (killed, restarting): transient too.
+        if database_unavailable(error):
+            return _database_unavailable(error)
+        return _unexpected(error)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
         issue = Issue(code="exception", diagnostics="internal server error; see the server log")
         return fhir_response(outcome([issue]), 500)
+
+
+def _database_unavailable(error: Exception) -> Response:
+    # Unreachable, timed out, reconnecting or restarting: the client may retry; nothing was
+    # acknowledged (a create may still have committed just before the failure).
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+    gate = gate_of(current_app)
+    if gate is not None:
+        gate.failed(error)
+    return unavailable_response()

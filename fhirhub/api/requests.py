@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Request, current_app, g, request
 from flask.ctx import _AppCtxGlobals
+from gunicorn.http.errors import ParseException
 
 from fhirhub.api.negotiation import PATCH_BODY, RESOURCE_BODY, check_request_mime
-from fhirhub.fhir.errors import PayloadTooLarge
+from fhirhub.fhir.errors import BadRequest, PayloadTooLarge
 from fhirhub.fhir.json_body import parse_json, parse_resource
 from fhirhub.hub import Hub
 
@@ -36,7 +37,12 @@ def _raw_body(req: Request) -> bytes:
     length = req.content_length
     if length is not None and length > limit:
         raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
-    data = req.get_data(cache=True)
+    try:
+        data = req.get_data(cache=True)
+    except ParseException as exc:
+        # A broken chunked body surfaces only while it is read, inside the view: a 400,
+        # like the errors gunicorn answers itself (gunicorn_hooks.py), not a 500.
+        raise BadRequest(f"the request body could not be read: {exc}", code="structure") from None
     if len(data) > limit:
         raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
     return data

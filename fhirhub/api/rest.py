@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -160,9 +161,17 @@ def validate(resource_type: str, resource_id: str | None = None) -> Response:
 
 @bp.post("/")
 def batch_or_transaction() -> Response:
+    from fhirhub.service.bundle_limits import BundleLimits
     from fhirhub.service.bundles import BundleService
 
     the_hub = hub()
     searcher = the_hub.search.search_for_bundle
-    result = BundleService(the_hub.resources, _base(), searcher).process(resource_body())
-    return fhir_response(result, 200)
+    settings = the_hub.settings
+    limits = partial(
+        BundleLimits,
+        settings.bundle_max_entries,
+        settings.bundle_max_search_results,
+        settings.bundle_timeout_ms,
+    )
+    bundles = BundleService(the_hub.resources, _base(), searcher, limits)
+    return fhir_response(bundles.process(resource_body()), 200)

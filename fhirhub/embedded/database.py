@@ -51,6 +51,7 @@ class EmbeddedDatabase:
         self.port = port
         self.backend = backend
         self.postgres = PostgresCluster(root / "pg", pg_port) if backend == "postgresql" else None
+        self.ferretdb_process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbeddedDatabase:
@@ -97,46 +98,83 @@ class EmbeddedDatabase:
                     f"port {self.port} for the embedded database is in use by another program: "
                     "stop it or set FHIRHUB_DB_PORT (or MONGODB_URI to use that server)"
                 )
-            binary = ensure_ferretdb(self.tools_dir)
-            args = [
-                str(binary),
-                f"--listen-addr=127.0.0.1:{self.port}",
-                f"--state-dir={self.root}",
-                "--telemetry=disable",
-                "--debug-addr=-",
-                "--log-level=warn",
-            ]
             if self.postgres is not None:
                 self.postgres.start()
-                args += ["--handler=postgresql", f"--postgresql-url={self.postgres.url}"]
-            else:
-                (self.root / "sqlite").mkdir(exist_ok=True)
-                args += ["--handler=sqlite", f"--sqlite-url=file:{self.root / 'sqlite'}/"]
-            with open(self.root / "ferretdb.log", "ab") as log:
-                proc = subprocess.Popen(
-                    args, stdout=log, stderr=log, start_new_session=True, env=ferretdb_env()
-                )
-            self._pidfile.write_text(str(proc.pid))
-            if not wait_for_port(self.port, 30):
-                proc.kill()
-                raise ConfigurationError(
-                    f"FerretDB did not start listening on port {self.port}; "
-                    f"see {self.root}/ferretdb.log"
-                )
+            self._start_ferretdb()
             return True
 
-    def stop(self) -> None:
+    def _start_ferretdb(self) -> None:
+        binary = ensure_ferretdb(self.tools_dir)
+        args = [
+            str(binary),
+            f"--listen-addr=127.0.0.1:{self.port}",
+            f"--state-dir={self.root}",
+            "--telemetry=disable",
+            "--debug-addr=-",
+            "--log-level=warn",
+        ]
+        if self.postgres is not None:
+            args += ["--handler=postgresql", f"--postgresql-url={self.postgres.url}"]
+        else:
+            (self.root / "sqlite").mkdir(exist_ok=True)
+            args += ["--handler=sqlite", f"--sqlite-url=file:{self.root / 'sqlite'}/"]
+        with open(self.root / "ferretdb.log", "ab") as log:
+            proc = subprocess.Popen(
+                args, stdout=log, stderr=log, start_new_session=True, env=ferretdb_env()
+            )
+        self.ferretdb_process = proc
+        self._pidfile.write_text(str(proc.pid))
+        if not wait_for_port(self.port, 30):
+            proc.kill()
+            proc.wait()
+            raise ConfigurationError(
+                f"FerretDB did not start listening on port {self.port}; "
+                f"see {self.root}/ferretdb.log"
+            )
+
+    # -- supervision (fhirhub/supervision): restart a part that died, leave the rest -------
+
+    def ferretdb_exit(self) -> int | None:
+        """FerretDB's exit status once the process this object started has ended (reaped, so
+        no zombie looks alive), else None. Only for a FerretDB started here."""
+        proc = self.ferretdb_process
+        return None if proc is None else proc.poll()
+
+    def restart_ferretdb(self) -> None:
+        with file_lock(self.root / ".start.lock"):
+            self._stop_ferretdb()
+            self._start_ferretdb()
+
+    def restart_postgres(self) -> None:
+        """Start PostgreSQL again (crash recovery replays its WAL), then FerretDB, whose
+        connection pool still holds connections to the old postmaster's backends."""
+        if self.postgres is None:
+            return
+        with file_lock(self.root / ".start.lock"):
+            self.postgres.start()
+            # Its requests are failing anyway; a graceful stop waited 3 s for its clients.
+            self._stop_ferretdb(grace_s=0.5)
+            self._start_ferretdb()
+
+    def _stop_ferretdb(self, grace_s: float = 10.0) -> None:
         pid = self._ferretdb_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + grace_s
             while _pid_alive(pid) and time.monotonic() < deadline:
                 with contextlib.suppress(ChildProcessError):  # reap it if it is our child
                     os.waitpid(pid, os.WNOHANG)
                 time.sleep(0.05)
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        if self.ferretdb_process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.ferretdb_process.wait(5)
+        self.ferretdb_process = None
         self._pidfile.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        self._stop_ferretdb()
         if self.postgres is not None:
             self.postgres.stop()
 

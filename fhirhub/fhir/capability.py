@@ -25,6 +25,7 @@ class ResourceSupport:
     update_create: bool = False
     search_include: tuple[str, ...] = ()
     search_rev_include: tuple[str, ...] = ()
+    operations: tuple[tuple[str, str], ...] = ()  # (name, OperationDefinition canonical)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def _resource(r: ResourceSupport) -> dict[str, Any]:
         out["searchParam"] = [
             {"name": name, "definition": url, "type": kind} for name, url, kind in r.search_params
         ]
+    if r.operations:
+        out["operation"] = [{"name": n, "definition": d} for n, d in r.operations]
     return out
 
 

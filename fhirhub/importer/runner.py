@@ -58,7 +58,11 @@ class Importer:
         start = self.state.line(path) if self.state is not None else 0
         try:
             for unit in read_units(path, start):
-                self._send(unit.payload, unit.resources, result)
+                for reason in unit.bad_lines:
+                    result.rejected += 1
+                    result.reasons[reason_class(reason)] += 1
+                if unit.resources:
+                    self._send(unit.payload, unit.resources, result)
                 if self.state is not None and unit.position:
                     self.state.record(path, done=False, line=unit.position)
         except FhirError as error:

@@ -25,6 +25,9 @@ class Unit:
     payload: dict[str, Any]
     resources: int
     position: int  # NDJSON: line number after this unit; JSON files: 0
+    # NDJSON lines of this unit that are not even a FHIR JSON resource (rejected alone,
+    # like a resource the server refuses; the rest of the file still loads).
+    bad_lines: tuple[str, ...] = ()
 
 
 def discover(paths: list[Path]) -> list[Path]:
@@ -65,18 +68,24 @@ def read_units(path: Path, start_line: int = 0) -> Iterator[Unit]:
 def _ndjson_units(path: Path, start_line: int) -> Iterator[Unit]:
     lines = _read(path).splitlines()
     chunk: list[dict[str, Any]] = []
+    bad: list[str] = []
     for number, line in enumerate(lines[start_line:], start=start_line + 1):
         if not line.strip():
             continue
-        resource = parse_json(line)
+        try:
+            resource = parse_json(line)
+        except BadRequest as error:
+            bad.append(error.diagnostics)
+            continue
         if not isinstance(resource, dict) or "resourceType" not in resource:
-            raise BadRequest(f"line {number} is not a FHIR resource")
+            bad.append("the line is not a FHIR resource")
+            continue
         chunk.append(resource)
         if len(chunk) >= NDJSON_CHUNK:
-            yield Unit(_as_batch(chunk), len(chunk), number)
-            chunk = []
-    if chunk:
-        yield Unit(_as_batch(chunk), len(chunk), len(lines))
+            yield Unit(_as_batch(chunk), len(chunk), number, tuple(bad))
+            chunk, bad = [], []
+    if chunk or bad:
+        yield Unit(_as_batch(chunk), len(chunk), len(lines), tuple(bad))
 
 
 def _as_batch(resources: list[dict[str, Any]]) -> dict[str, Any]:

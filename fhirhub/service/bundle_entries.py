@@ -105,6 +105,31 @@ def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def unique_full_urls(bundle: Any) -> None:
+    """R4 bdl-7: fullUrl is unique within a Bundle, or entries sharing one differ in
+    meta.versionId, which only a history Bundle may carry. In a batch or transaction the
+    fullUrl is the entry's identity (references to it are rewritten to what it becomes),
+    so two entries may never share one."""
+    if not isinstance(bundle, dict) or bundle.get("type") not in ("batch", "transaction"):
+        return
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return
+    first: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        full_url = entry.get("fullUrl") if isinstance(entry, dict) else None
+        if not isinstance(full_url, str):
+            continue
+        if full_url in first:
+            raise BadRequest(
+                f"Bundle.entry[{index}].fullUrl {full_url[:200]!r} is also the fullUrl of "
+                f"Bundle.entry[{first[full_url]}]; fullUrl must be unique in a "
+                f"{bundle['type']} Bundle (R4 bdl-7)",
+                code="invariant",
+            )
+        first[full_url] = index
+
+
 def parse_bundle(bundle: Any, base: str) -> tuple[str, list[EntryOp]]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("POST to the base URL needs a Bundle of type batch or transaction")

@@ -8,7 +8,8 @@ from typing import Any
 from fhirhub.fhir.errors import FhirError
 from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service.batch_writes import error_entry, write_plain_entries
-from fhirhub.service.bundle_entries import EntryOp, parse_bundle, parse_entry
+from fhirhub.service.bundle_entries import EntryOp, parse_bundle, parse_entry, unique_full_urls
+from fhirhub.service.bundle_limits import BundleLimits
 from fhirhub.service.resources import ResourceService, WriteResult
 from fhirhub.service.transaction import TransactionProcessor, search_entry, version_entry
 from fhirhub.storage.store import fhir_instant
@@ -18,19 +19,33 @@ Searcher = Callable[[str, list[tuple[str, str]], str], dict[str, Any]]
 
 
 class BundleService:
-    def __init__(self, resources: ResourceService, base: str, searcher: Searcher | None = None):
+    def __init__(
+        self,
+        resources: ResourceService,
+        base: str,
+        searcher: Searcher | None = None,
+        limits: Callable[[], BundleLimits] = BundleLimits,
+    ):
         self.resources = resources
         self.base = base
         self.searcher = searcher
+        self.limits = limits  # a fresh one (its clock starts) per Bundle; none by default
 
     def process(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        limits = self.limits()
+        entries = bundle.get("entry") if isinstance(bundle, dict) else None
+        if isinstance(entries, list):
+            limits.check_size(len(entries))
+        unique_full_urls(bundle)
         kind = bundle.get("type")
-        if kind == "batch" and isinstance(bundle.get("entry"), list):
-            return self.batch(bundle["entry"])
+        if kind == "batch" and isinstance(entries, list):
+            return self.batch(entries, limits)
         kind, ops = parse_bundle(bundle, self.base)
-        return TransactionProcessor(self.resources, self.base, self.searcher).run(ops)
+        limits.check_work(ops)
+        return TransactionProcessor(self.resources, self.base, self.searcher, limits).run(ops)
 
-    def batch(self, entries: list[Any]) -> dict[str, Any]:
+    def batch(self, entries: list[Any], limits: BundleLimits | None = None) -> dict[str, Any]:
+        limits = limits or BundleLimits()
         responses: dict[int, dict[str, Any]] = {}
         ops: list[EntryOp] = []
         for index, entry in enumerate(entries):
@@ -38,9 +53,13 @@ class BundleService:
                 ops.append(parse_entry(index, entry, self.base))
             except FhirError as error:
                 responses[index] = error_entry(error)
+        limits.check_work(ops)
         written, leftover = write_plain_entries(self.resources, self.base, ops)
         responses.update(written)
         for op in sorted(leftover, key=lambda op: op.index):
+            if limits.expired():
+                responses[op.index] = error_entry(limits.timeout_error(f"{op.where} not run"))
+                continue
             try:
                 responses[op.index] = self._batch_entry(op)
             except FhirError as error:

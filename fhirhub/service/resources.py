@@ -22,6 +22,7 @@ from fhirhub.fhir.errors import (
 )
 from fhirhub.fhir.search.query import ID_PATTERN
 from fhirhub.service import access
+from fhirhub.storage.conditional_claims import ClaimStore
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import ResourceStore
 
@@ -68,6 +69,7 @@ class ResourceService:
         indexer: Indexer,
         finder: Finder,
         write_hooks: dict[str, WriteHook] | None = None,
+        claims: ClaimStore | None = None,
     ):
         self.store = store
         self.definitions = definitions
@@ -75,6 +77,8 @@ class ResourceService:
         self.indexer = indexer
         self.finder = finder
         self.write_hooks = write_hooks or {}
+        # Serialises conditional writes with the same criteria (storage/conditional_claims.py)
+        self.claims = claims or ClaimStore(store.db, store.clock)
 
     # -- checks --------------------------------------------------------------------------
 
@@ -184,15 +188,38 @@ class ResourceService:
         self.check_type(resource_type)
         self._check_body_type(resource, resource_type)
         if if_none_exist:
-            matches = self.find(resource_type, if_none_exist, "If-None-Exist")
-            if len(matches) > 1:
-                raise PreconditionFailed(
-                    f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}"
-                )
-            if matches:
-                return WriteResult(matches[0], created=False, existing=True)
+            found = self._existing(resource_type, if_none_exist)
+            if found is not None:
+                return found
         warnings = [] if validated else self.validate(resource)
         access.guard_write("POST", resource_type, resource, None)
+        if not if_none_exist:
+            return self._insert(resource_type, resource, resource_id, txn, warnings)
+        with self.claims.holding([(resource_type, if_none_exist)]) as held:
+            # Again, now that no other writer with these criteria is between its search and
+            # its write: whatever one of them created is committed and found here.
+            found = self._existing(resource_type, if_none_exist)
+            if found is not None:
+                return found
+            self.claims.check(held)
+            return self._insert(resource_type, resource, resource_id, txn, warnings)
+
+    def _existing(self, resource_type: str, if_none_exist: str) -> WriteResult | None:
+        matches = self.find(resource_type, if_none_exist, "If-None-Exist")
+        if len(matches) > 1:
+            raise PreconditionFailed(
+                f"If-None-Exist {if_none_exist!r} matches more than one {resource_type}"
+            )
+        return WriteResult(matches[0], created=False, existing=True) if matches else None
+
+    def _insert(
+        self,
+        resource_type: str,
+        resource: dict[str, Any],
+        resource_id: str | None,
+        txn: str | None,
+        warnings: list[Issue],
+    ) -> WriteResult:
         new_id = resource_id or str(uuid.uuid4())
         stored = self.store.write(
             resource_type,
@@ -249,19 +276,23 @@ class ResourceService:
         self, resource_type: str, query_string: str, resource: dict[str, Any]
     ) -> WriteResult:
         self.check_type(resource_type)
-        matches = self.find(resource_type, query_string, "conditional update")
-        if len(matches) > 1:
-            raise PreconditionFailed(f"conditional update matches more than one {resource_type}")
-        if not matches:
-            if "id" in resource:
-                return self.update(resource_type, str(resource["id"]), resource)
-            return self.create(resource_type, resource)
-        target = matches[0].resource_id
-        if "id" in resource and resource["id"] != target:
-            raise BadRequest(
-                f"resource id {resource['id']!r} differs from the matched resource {target!r}"
-            )
-        return self.update(resource_type, target, {**resource, "id": target})
+        with self.claims.holding([(resource_type, query_string)]) as held:
+            matches = self.find(resource_type, query_string, "conditional update")
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"conditional update matches more than one {resource_type}"
+                )
+            self.claims.check(held)
+            if not matches:
+                if "id" in resource:
+                    return self.update(resource_type, str(resource["id"]), resource)
+                return self.create(resource_type, resource)
+            target = matches[0].resource_id
+            if "id" in resource and resource["id"] != target:
+                raise BadRequest(
+                    f"resource id {resource['id']!r} differs from the matched resource {target!r}"
+                )
+            return self.update(resource_type, target, {**resource, "id": target})
 
     def repeats(self, resource_type: str) -> fhirpath_patch.Repeats | None:
         """Cardinality for FHIRPath Patch `add` (a new repeating element starts a list)."""
@@ -328,12 +359,14 @@ class ResourceService:
 
     def conditional_delete(self, resource_type: str, query_string: str) -> StoredVersion | None:
         self.check_type(resource_type)
-        matches = self.find(resource_type, query_string, "conditional delete")
-        if len(matches) > 1:
-            raise PreconditionFailed(
-                f"conditional delete matches more than one {resource_type}; be more specific"
-            )
-        return self.delete(resource_type, matches[0].resource_id) if matches else None
+        with self.claims.holding([(resource_type, query_string)]) as held:
+            matches = self.find(resource_type, query_string, "conditional delete")
+            if len(matches) > 1:
+                raise PreconditionFailed(
+                    f"conditional delete matches more than one {resource_type}; be more specific"
+                )
+            self.claims.check(held)
+            return self.delete(resource_type, matches[0].resource_id) if matches else None
 
 
 def _json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:

@@ -15,14 +15,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jsonpatch
-import orjson
 
 from fhirhub.fhir import fhirpath_patch
 from fhirhub.fhir.errors import BadRequest, FhirError, NotFound, PreconditionFailed
+from fhirhub.fhir.json_body import parse_json
 from fhirhub.fhir.references import is_conditional, rewrite_references
 from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
+from fhirhub.service.bundle_limits import BundleLimits
 from fhirhub.service.resources import ResourceService, parse_etag
+from fhirhub.storage.conditional_claims import ConditionalClaim, normalised
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import PlannedWrite, fhir_instant
 from fhirhub.storage.transactions import StagedTransaction
@@ -49,20 +51,41 @@ def _fail(op: EntryOp, error: FhirError) -> FhirError:
 
 
 class TransactionProcessor:
-    def __init__(self, resources: ResourceService, base: str, searcher: Any = None):
+    def __init__(
+        self,
+        resources: ResourceService,
+        base: str,
+        searcher: Any = None,
+        limits: BundleLimits | None = None,
+    ):
+        self.limits = limits or BundleLimits()
         self.searcher = searcher
         self.resources = resources
         self.store = resources.store
         self.base = base
         self.conditional_cache: dict[str, str] = {}
         self.prefetched: dict[tuple[str, str], StoredVersion | None] = {}
+        self.held: list[ConditionalClaim] = []
+        # normalised ifNoneExist criteria -> the id this transaction creates for them: a
+        # second entry with the same criteria finds that resource, as it would in sequence.
+        self.created_for: dict[str, str] = {}
 
     def run(self, ops: list[EntryOp]) -> dict[str, Any]:
+        # Every conditional entry's criteria are claimed for the whole transaction, all at
+        # once in one order (storage/conditional_claims.py): no concurrent conditional write
+        # with the same criteria can slip between this transaction's search and its commit.
+        conditional = [(op.resource_type, c) for op in ops if (c := _criteria(op))]
+        with self.resources.claims.holding(conditional) as held:
+            self.held = held
+            return self._run(ops)
+
+    def _run(self, ops: list[EntryOp]) -> dict[str, Any]:
         ordered = sorted(ops, key=lambda op: ORDER[op.method])
         mapping: dict[str, str] = {}
         targets: list[Target] = []
         seen: set[str] = set()
         for op in ordered:
+            self.limits.check_time("the transaction was not applied")
             try:
                 target = self._resolve(op, mapping)
             except FhirError as error:
@@ -86,6 +109,7 @@ class TransactionProcessor:
         creates: list[PlannedWrite] = []
         try:
             for target in targets:
+                self.limits.check_time("the transaction was not applied")
                 try:
                     plan = self._plan(target, mapping)
                 except FhirError as error:
@@ -104,6 +128,13 @@ class TransactionProcessor:
         except BaseException:
             staged.abort()
             raise
+        if plans:
+            try:
+                self.limits.check_time("the transaction was not applied")
+                self.resources.claims.check(self.held)
+            except BaseException:
+                staged.abort()
+                raise
         stored = staged.apply(plans) if plans else []
         responses: dict[int, dict[str, Any]] = {}
         for target, version in zip(planned, stored, strict=True):
@@ -144,14 +175,21 @@ class TransactionProcessor:
         if op.method == "POST":
             if op.resource_id:
                 raise BadRequest("POST url must be a resource type, not an instance")
+            criteria = None
             if op.if_none_exist:
+                criteria = normalised(op.resource_type, op.if_none_exist)
                 matches = self.resources.find(op.resource_type, op.if_none_exist, "ifNoneExist")
                 if len(matches) > 1:
                     raise PreconditionFailed(f"ifNoneExist {op.if_none_exist!r} matches several")
                 if matches:
                     self._map(op, mapping, matches[0].resource_id)
                     return Target(op, matches[0].resource_id, existing=True)
+                if criteria in self.created_for:
+                    self._map(op, mapping, self.created_for[criteria])
+                    return Target(op, self.created_for[criteria], existing=True)
             new_id = str(uuid.uuid4())
+            if criteria is not None:
+                self.created_for[criteria] = new_id
             self._map(op, mapping, new_id)
             return Target(op, new_id)
         if op.resource_id is None:
@@ -272,6 +310,15 @@ class TransactionProcessor:
         return {"response": {"status": "204 No Content"}}
 
 
+def _criteria(op: EntryOp) -> str | None:
+    """The criteria of a conditional write entry (None for anything else)."""
+    if op.method == "POST":
+        return op.if_none_exist
+    if op.method in ("PUT", "PATCH", "DELETE") and op.resource_id is None and op.query:
+        return op.query
+    return None
+
+
 def version_entry(status: int, stored: StoredVersion) -> dict[str, Any]:
     """A batch/transaction response entry naming one version."""
     return {
@@ -314,7 +361,11 @@ def _apply_patch(
             "contentType application/json-patch+json"
         )
     try:
-        operations = orjson.loads(base64.b64decode(str(binary.get("data", ""))))
+        data = base64.b64decode(str(binary.get("data", "")), validate=True)
+    except ValueError:
+        raise BadRequest("PATCH entry: Binary.data is not valid base64") from None
+    operations = parse_json(data)  # the checks of a request body (json_body.py)
+    try:
         patched = jsonpatch.JsonPatch(operations).apply(current)
     except (ValueError, TypeError, jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
         raise BadRequest("PATCH entry: the JSON Patch could not be decoded or applied") from None

@@ -9,10 +9,12 @@ One collection, `resources`, holds two kinds of document:
   delivery state (`pub`), so no change can exist without its notification event.
 
 Why one collection: a create writes its version and its current document in one insert
-command, which FerretDB runs as one PostgreSQL transaction (both or neither) and which
-costs one round trip instead of two (measured: 666 creates/s as two inserts, 1,134/s as
-one; a single plain insert is 1,030-1,219/s). Databases made before this keep their
-versions in a `history` collection until `merge_history` (storage/migrations.py) moves them.
+command, which costs one round trip instead of two (measured: 666 creates/s as two
+inserts, 1,134/s as one; a single plain insert is 1,030-1,219/s). It is not atomic:
+FerretDB inserts the documents one by one, so when the database refuses the current
+document the version is already in; the store removes it again (store.py `_insert_new`).
+Databases made before this keep their versions in a `history` collection until
+`merge_history` (storage/migrations.py) moves them.
 
 The resource itself is stored as JSON text (`res`), not as a nested document: nothing ever
 queries inside it (searches use the `s_*` index fields), and on FerretDB a nested resource

@@ -28,6 +28,24 @@ def connect(settings: Settings) -> MongoClient:
     )
 
 
+# /healthz must answer within a second even when the database is gone: its ping, and the
+# probe that tells web processes the database is back, use a client that gives up sooner.
+HEALTH_TIMEOUT_MS = 400
+
+
+def connect_for_health(settings: Settings) -> MongoClient:
+    timeout = min(settings.db_timeout_ms, HEALTH_TIMEOUT_MS)
+    return MongoClient(
+        settings.effective_mongodb_uri,
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        socketTimeoutMS=timeout,
+        retryReads=False,
+        maxPoolSize=2,
+        appname="fhirhub-health",
+    )
+
+
 def is_ferretdb(db: Database) -> bool:
     return "ferretdbVersion" in db.client.admin.command("buildInfo")
 

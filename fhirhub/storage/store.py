@@ -10,18 +10,27 @@ version and its current document in one ordered insert command (documents.py say
 
 from __future__ import annotations
 
+import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
 from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
@@ -41,7 +50,10 @@ from fhirhub.storage.documents import (
 )
 from fhirhub.storage.mongo import is_ferretdb
 
+log = logging.getLogger(__name__)
+
 STALE_AFTER = timedelta(seconds=30)
+DUPLICATE_KEY = 11000
 INSERT_CHUNK = 100
 PARALLEL_MIN_DOCS = 40
 # FerretDB: histories up to this many versions are read once and ordered here (history_page).
@@ -267,8 +279,10 @@ class ResourceStore:
                 self._roll_forward_if_stale(key, hist["_id"], cur_version)
                 _back_off(attempt)
                 continue
-            self._step("current")
-            if self._swap_current(key, cur_version, current):
+            with self._undone_on_failure(hist):
+                self._step("current")
+                swapped = self._swap_current(key, cur_version, current)
+            if swapped:
                 return StoredVersion.from_doc(doc, body)
             self.history.delete_one({"_id": hist["_id"]})
             _back_off(attempt)
@@ -277,15 +291,42 @@ class ResourceStore:
     def _insert_new(self, version: Document, current: Document) -> int:
         """Insert a new resource's first version and current document, in that order, in one
         command. Returns how many went in: 2, or 1 (the current `_id` exists), or 0 (the
-        version exists: another writer, or one that died between its two steps)."""
-        try:
-            self.resources.insert_many([version, current], ordered=True)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors") or []
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            return int(exc.details.get("nInserted", 0))
+        version exists: another writer, or one that died between its two steps).
+
+        FerretDB inserts the documents one by one: when the database refuses the current
+        document for another reason (it then answers with a plain OperationFailure, which
+        does not say how many went in), the version may be in alone, and is removed."""
+        with self._undone_on_failure(version):
+            try:
+                self.resources.insert_many([version, current], ordered=True)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or []
+                if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                return int(exc.details.get("nInserted", 0))
         return 2
+
+    @contextmanager
+    def _undone_on_failure(self, version: Document) -> Iterator[None]:
+        """Remove our new version when the step after its insert fails for certain: nothing
+        half-written stays behind (a version without its current document, pending in the
+        outbox, which the next writer of the id would even roll forward). A lost connection
+        is not certain (the step may have gone through): that is what rolling forward is
+        for. Process death (BaseException) likewise leaves it to rolling forward."""
+        try:
+            yield
+        except ConnectionFailure:
+            raise
+        except Exception:
+            # Matching `ts` as well: only our version, never another writer's of that id.
+            self._discard({"_id": version["_id"], "ts": version["ts"]})
+            raise
+
+    def _discard(self, version_filter: Document) -> None:
+        try:
+            self.history.delete_one(version_filter)
+        except PyMongoError:
+            log.exception("could not remove the failed write's version %s", version_filter)
 
     def write_batch(self, plans: list[PlannedWrite], txn: str) -> list[StoredVersion]:
         """Stage many writes in few round trips (transactions). Any collision raises
@@ -371,6 +412,9 @@ class ResourceStore:
             for future in futures:
                 future.result()
         except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise  # not a race: the caller compensates and answers 500
             raise Conflict(f"a resource in the transaction changed concurrently: {exc}") from None
 
     def _step(self, name: str) -> None:
@@ -393,7 +437,13 @@ class ResourceStore:
             return
         if orphan["ts"] > self.clock() - STALE_AFTER:
             return  # a live writer is between its two steps; the caller retries
-        self._swap_current(key, cur_version, self._current_from_history(orphan))
+        try:
+            self._swap_current(key, cur_version, self._current_from_history(orphan))
+        except (OperationFailure, InvalidDocument, OverflowError, ValueError) as exc:
+            # The database refuses it as a current document (written before input checks
+            # existed): it can never become current, and would block the id for good.
+            log.warning("dropping version %s that cannot become current: %s", hist_id, exc)
+            self._discard({"_id": hist_id})
 
     def restore(
         self, resource_type: str, resource_id: str, written: int, prior: int, txn: str

@@ -66,6 +66,11 @@ def _delivery_parts(delivery: dict[str, Any]) -> list[dict[str, Any]]:
         parts.append({"name": "http-status", "valueInteger": int(delivery["code"])})
     if delivery.get("err"):
         parts.append({"name": "last-error", "valueString": str(delivery["err"])})
+    if delivery.get("kind"):  # worker/retries.py: unavailable, refused or forbidden
+        parts.append({"name": "failure", "valueCode": str(delivery["kind"])})
+        parts.append({"name": "refusals", "valueInteger": int(delivery.get("nr", 0))})
+    if delivery.get("first"):
+        parts.append({"name": "failing-since", "valueInstant": fhir_instant(delivery["first"])})
     if delivery.get("next") and delivery["st"] == "pending":
         parts.append({"name": "next-attempt", "valueInstant": fhir_instant(delivery["next"])})
     if delivery.get("by"):

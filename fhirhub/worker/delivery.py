@@ -1,7 +1,9 @@
 """Delivery sessions: one worker thread drains one subscriber's queue under its lease.
 
 Per-subscriber order: deliveries go out oldest first and a failing one blocks those behind
-it (retried with exponential backoff) until it succeeds or is dead-lettered. Before each
+it (retried with exponential backoff) until it succeeds or is dead-lettered; one the
+receiver keeps refusing while it accepts the events behind it is dead-lettered alone
+(worker/retries.py says which failure means what). Before each
 send the subscriber is read again and, for care-team Endpoints, the membership is resolved
 again, so a participant removed from the team gets nothing more, even what was queued.
 A send starts only while the lease has more than the timeout left, so another worker can
@@ -16,8 +18,8 @@ when there is none (R4 websocket has no replay), so it never blocks the queue.
 
 from __future__ import annotations
 
+import enum
 import logging
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
 from fhirhub.worker.dispatcher import EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.retries import Next, RetryPolicy, decide
 from fhirhub.worker.sender import Sender, SendResult
 
 log = logging.getLogger(__name__)
@@ -48,15 +51,13 @@ MAX_PER_SESSION = 200  # then give other queues a turn
 NO_SOCKET = "no websocket is bound to this Subscription (R4 websocket has no replay)"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int
-    base: timedelta
-    cap: timedelta
+class Sent(enum.Enum):
+    """What became of one delivery in a session."""
 
-    def delay(self, attempts: int) -> timedelta:
-        raw = min(self.base * (2 ** min(attempts - 1, 30)), self.cap)
-        return raw * random.uniform(0.8, 1.2)
+    DELIVERED = "delivered"
+    PASSED = "passed"  # skipped, handed to a websocket, or dead-lettered: the queue goes on
+    WAIT = "wait"  # a retry is scheduled; the queue waits for it
+    SUSPECT = "suspect"  # refused too often: probe the deliveries behind it
 
 
 @dataclass
@@ -148,25 +149,66 @@ class DeliveryAgent:
         handled = 0
         while handled < MAX_PER_SESSION and not stop.is_set():
             batch = self.deliveries.pending(key, BATCH)  # fresh under the lease, never stale
-            for delivery in batch:
-                now = self.clock()
-                if delivery.get("next") and delivery["next"] > now:
+            for index, delivery in enumerate(batch):
+                if delivery.get("next") and delivery["next"] > self.clock():
                     return True
-                spare = lease.until - now - self.send_timeout
-                if spare < self.lease_duration / 4 and not self.leases.renew(
-                    lease, self.lease_duration
-                ):
-                    with self._lock:
-                        self._held.pop(key, None)  # lost (or about to be): never reuse it
+                if not self._keep(lease, key):
                     return True
-                if not self._deliver(delivery, session):
-                    return True
+                sent = self._deliver(delivery, session)
                 handled += 1
-                if stop.is_set():
+                if sent is Sent.WAIT or stop.is_set():
                     return True
-            if len(batch) < BATCH:
-                return True  # anything queued since is found by the next scan
+                if sent is Sent.SUSPECT:
+                    if not self._probe(batch[index + 1 :], [delivery], session, lease):
+                        return True
+                    break  # suspects dead-lettered: read the queue again
+            else:
+                if len(batch) < BATCH:
+                    return True  # anything queued since is found by the next scan
         return True
+
+    def _keep(self, lease: Lease, key: str) -> bool:
+        """Renew the lease when a send might outlast it; False once it is lost."""
+        spare = lease.until - self.clock() - self.send_timeout
+        if spare < self.lease_duration / 4 and not self.leases.renew(lease, self.lease_duration):
+            with self._lock:
+                self._held.pop(key, None)  # lost (or about to be): never reuse it
+            return False
+        return True
+
+    def _probe(
+        self,
+        behind: list[dict[str, Any]],
+        suspects: list[dict[str, Any]],
+        session: Session,
+        lease: Lease,
+    ) -> bool:
+        """Send the deliveries behind refused ones, whatever their retry time: the first one
+        accepted shows the suspects were poison (dead-lettered, True: the queue moves on);
+        a failure shows nothing, and the queue waits (False)."""
+        for delivery in behind:
+            if not self._keep(lease, session.key):
+                return False
+            sent = self._deliver(delivery, session)
+            if sent is Sent.DELIVERED:
+                for suspect in suspects:
+                    self._poison(suspect, session, delivery)
+                return True
+            if sent is Sent.SUSPECT:
+                suspects.append(delivery)
+            elif sent is Sent.WAIT:
+                return False
+        return False
+
+    def _poison(self, delivery: dict[str, Any], session: Session, accepted: dict[str, Any]) -> None:
+        error = (
+            f"{delivery.get('err') or 'refused'} ({delivery.get('nr', 0)} refusals) while the "
+            f"receiver accepted a later event ({accepted['eid']})"
+        )
+        fields = {"err": error, "at": self.clock(), "by": self.owner}
+        self.deliveries.finish(delivery["_id"], DEAD, fields)
+        attempts = int(delivery.get("n", 0))
+        self.dead_letters.record(session.key, delivery, attempts, error, disable=False)
 
     def _subscriber(self, session: Session) -> Subscriber | None:
         if not session.loaded:
@@ -209,8 +251,8 @@ class DeliveryAgent:
             return f"{session.key} is no longer on an active care team of the patient"
         return ""
 
-    def _deliver(self, delivery: dict[str, Any], session: Session) -> bool:
-        """Send one delivery; False when the queue must wait (retry scheduled)."""
+    def _deliver(self, delivery: dict[str, Any], session: Session) -> Sent:
+        """Send one delivery and record what became of it."""
         reason = self._skip_reason(delivery, session)
         if not reason and session.subscriber and session.subscriber.channel == WEBSOCKET:
             return self._hand_over(delivery, session.key)
@@ -222,7 +264,7 @@ class DeliveryAgent:
         if reason or doc is None or session.subscriber is None:
             fields = {"err": reason, "at": self.clock(), "by": self.owner}
             self.deliveries.finish(delivery["_id"], SKIPPED, fields)
-            return True
+            return Sent.PASSED
         subscriber = session.subscriber
         event = ChangeEvent.from_history(doc)
         attempts = int(delivery.get("n", 0)) + 1
@@ -238,28 +280,27 @@ class DeliveryAgent:
             )
         note = build_notification(subscriber, event, attempts, bundle)
         result = self.sender().send(subscriber.address, note.body, note.headers)
-        return self._record(delivery, session, attempts, result)
+        return self._record(delivery, session, result)
 
-    def _record(
-        self, delivery: dict[str, Any], session: Session, attempts: int, result: SendResult
-    ) -> bool:
-        now = self.clock()
-        fields: dict[str, Any] = {"n": attempts, "at": now, "code": result.status, "by": self.owner}
-        if result.ok:
-            self.deliveries.finish(delivery["_id"], DELIVERED, {**fields, "err": ""})
-            return True
-        fields["err"] = result.error
-        if result.permanent or attempts >= self.retry.max_attempts:
-            self.deliveries.finish(delivery["_id"], DEAD, fields)
-            self.dead_letters.record(session.key, delivery, attempts, result.error)
+    def _record(self, delivery: dict[str, Any], session: Session, result: SendResult) -> Sent:
+        decision = decide(self.retry, delivery, result, self.clock())
+        fields = {**decision.fields, "by": self.owner}
+        if decision.next is Next.DELIVERED:
+            self.deliveries.finish(delivery["_id"], DELIVERED, fields)
+            return Sent.DELIVERED
+        if decision.next in (Next.RETRY, Next.SUSPECT):
+            self.deliveries.retry_later(delivery["_id"], fields)
+            delivery.update(fields)  # a probe that proves it poison reports these
+            return Sent.SUSPECT if decision.next is Next.SUSPECT else Sent.WAIT
+        self.deliveries.finish(delivery["_id"], DEAD, fields)
+        disable = decision.next is Next.DEAD_SUBSCRIBER
+        self.dead_letters.record(session.key, delivery, fields["n"], result.error, disable=disable)
+        if disable:
             self.answers.clear()  # the subscriber has probably just been set to error
             session.loaded = False
-            return True
-        next_at = now + self.retry.delay(attempts)
-        self.deliveries.retry_later(delivery["_id"], {**fields, "next": next_at})
-        return False
+        return Sent.PASSED
 
-    def _hand_over(self, delivery: dict[str, Any], key: str) -> bool:
+    def _hand_over(self, delivery: dict[str, Any], key: str) -> Sent:
         """Websocket: owners are read fresh for every delivery, so a socket bound a moment
         ago gets the very next change."""
         owners = self.sockets.live_owners(key) if self.sockets is not None else []
@@ -268,4 +309,4 @@ class DeliveryAgent:
         else:
             fields = {"err": NO_SOCKET, "at": self.clock(), "by": self.owner}
             self.deliveries.finish(delivery["_id"], SKIPPED, fields)
-        return True
+        return Sent.PASSED

@@ -21,6 +21,7 @@ from typing import Any
 from pymongo.errors import PyMongoError
 
 from fhirhub.fhir.errors import FhirError
+from fhirhub.reactions.registry import ReactionQueue
 from fhirhub.service.resources import ResourceService
 from fhirhub.storage.deliveries import PENDING, DeliveryStore, delivery_key
 from fhirhub.storage.delivery_leases import Lease, LeaseStore
@@ -103,6 +104,7 @@ class Dispatcher:
         answers: FreshCache,
         on_enqueued: Callable[[], None] = lambda: None,
         sockets: SocketStore | None = None,
+        reactions: ReactionQueue | None = None,
     ):
         self.outbox = outbox
         self.deliveries = deliveries
@@ -116,6 +118,7 @@ class Dispatcher:
         self.answers = answers
         self.on_enqueued = on_enqueued
         self.sockets = sockets
+        self.reactions = reactions
         self.lease: Lease | None = None
         self._pool = ThreadPoolExecutor(8, thread_name_prefix="dispatch-io")
         self._not_before: dict[str, datetime] = {}
@@ -184,6 +187,8 @@ class Dispatcher:
         for doc in ready:
             self.events.put(doc)
         self.deliveries.enqueue(deliveries)
+        if self.reactions is not None:  # reaction jobs, keyed by event: repeats are harmless
+            self.reactions.enqueue([ChangeEvent.from_history(d) for d in ready])
         list(self._pool.map(self.outbox.mark_published, [d["_id"] for d in ready]))
         if deliveries:
             self.on_enqueued()

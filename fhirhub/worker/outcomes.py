@@ -1,4 +1,5 @@
-"""What a dead letter leaves behind: an AuditEvent, and the subscriber switched to error.
+"""What a dead letter leaves behind: an AuditEvent, and (unless only that one event was
+refused: a poison event, worker/retries.py) the subscriber switched to error.
 
 R4 has Subscription.status `error` with Subscription.error for this; Endpoint.status has
 `error` too. While in error a subscriber gets no new deliveries and queued ones are skipped,
@@ -78,12 +79,22 @@ class DeadLetters:
         self.audit = audit
         self.clock = clock
 
-    def record(self, subscriber: str, delivery: dict[str, Any], attempts: int, error: str) -> None:
+    def record(
+        self,
+        subscriber: str,
+        delivery: dict[str, Any],
+        attempts: int,
+        error: str,
+        disable: bool = True,
+    ) -> None:
+        """`disable` False: only this event is given up (poison); the subscriber stays."""
         try:
             self.audit(dead_letter_record(subscriber, delivery, attempts, error, self.clock()))
         except PyMongoError as failure:
             log.error("could not record dead letter for %s: %s", subscriber, failure)
-        self._set_error(subscriber, error)
+        log.warning("dead letter: %s to %s: %s", delivery.get("eid"), subscriber, error)
+        if disable:
+            self._set_error(subscriber, error)
 
     def _set_error(self, subscriber: str, error: str) -> None:
         resource_type, resource_id = subscriber.split("/", 1)

@@ -31,9 +31,11 @@ from fhirhub.storage.websockets import SocketStore
 from fhirhub.subscriptions.address_policy import AddressPolicy
 from fhirhub.subscriptions.fanout import FanOut
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
-from fhirhub.worker.delivery import DeliveryAgent, RetryPolicy
+from fhirhub.timers.runner import TimerRunner
+from fhirhub.worker.delivery import DeliveryAgent
 from fhirhub.worker.dispatcher import Dispatcher, EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.retries import RetryPolicy
 from fhirhub.worker.sender import Sender
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class NotificationWorker:
             answers,
             on_enqueued=self._notify,
             sockets=sockets,
+            reactions=hub.reaction_queue,
         )
         self.agent = DeliveryAgent(
             self.deliveries,
@@ -117,6 +120,7 @@ class NotificationWorker:
                 settings.notify_max_attempts,
                 timedelta(milliseconds=settings.notify_retry_base_ms),
                 timedelta(milliseconds=settings.notify_retry_max_ms),
+                timedelta(milliseconds=settings.notify_retry_horizon_ms),
             ),
             self.owner,
             self.lease,
@@ -127,6 +131,17 @@ class NotificationWorker:
         )
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="notify")
         self._background: list[threading.Thread] = []
+        # Durable timers (fhirhub/timers) and reactions run here too, beside notifications.
+        self.timers = TimerRunner(
+            hub.timer_store,
+            hub.timer_kinds,
+            self.owner,
+            self.lease,
+            settings.timer_threads,
+            settings.timer_poll_ms / 1000,
+        )
+        hub.__dict__["timer_runner"] = self.timers  # local plans wake it at once
+        _ = hub.channels  # outbound channel settings are checked at start
 
     def _sender(self) -> Sender:
         sender: Sender | None = getattr(self._local, "sender", None)
@@ -141,6 +156,7 @@ class NotificationWorker:
             self._wake.notify_all()
 
     def start(self) -> None:
+        self.timers.start()
         for name, target in (("dispatch", self._dispatch), ("schedule", self._schedule)):
             thread = threading.Thread(target=target, name=f"notify-{name}", daemon=True)
             thread.start()
@@ -209,6 +225,7 @@ class NotificationWorker:
         deadline = time.monotonic() + timeout
         self.stop.set()
         self._notify()
+        timers_done = self.timers.shutdown(max(0.0, deadline - time.monotonic()))
         for thread in self._background:
             thread.join(max(0.0, deadline - time.monotonic()))
         while self._inflight and time.monotonic() < deadline:
@@ -218,7 +235,7 @@ class NotificationWorker:
         self.agent.release_idle(timedelta(0), stuck)
         for sender in self._senders:
             sender.close()
-        return not stuck and not any(t.is_alive() for t in self._background)
+        return timers_done and not stuck and not any(t.is_alive() for t in self._background)
 
     def run_until_signalled(self) -> None:
         def _on_signal(signum: int, frame: FrameType | None) -> None:

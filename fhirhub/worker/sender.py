@@ -34,6 +34,14 @@ class SendResult:
     status: int | None = None
     error: str = ""
     permanent: bool = False  # retrying cannot help (address not allowed, malformed URL)
+    retry_after_s: float | None = None  # the receiver's Retry-After (delta-seconds form)
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After as delta-seconds; the HTTP-date form is ignored (the backoff applies)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 class Sender:
@@ -77,13 +85,14 @@ class Sender:
                 extensions=extensions,
             ) as response:
                 status = response.status_code
+                retry_after = _seconds(response.headers.get("Retry-After"))
         except httpx.TimeoutException:
             return SendResult(False, error=f"no response within {self.timeout_s:g} s")
         except httpx.HTTPError as error:
             return SendResult(False, error=f"{type(error).__name__}: {error}"[:300])
         if 200 <= status < 300:
             return SendResult(True, status)
-        return SendResult(False, status, f"HTTP {status}")
+        return SendResult(False, status, f"HTTP {status}", retry_after_s=retry_after)
 
     def _pin(self, url: str) -> list[tuple[str, str, str | None]]:
         """(URL with a checked address, Host header, TLS server name) per resolved address."""

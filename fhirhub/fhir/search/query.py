@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl
 
 from fhirhub.fhir.errors import BadRequest, Issue
 from fhirhub.fhir.search.registry import BUILTIN, UNSUPPORTED, SearchParam, SearchRegistry
+from fhirhub.fhir.strings import forbidden_char
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
@@ -135,6 +136,9 @@ class QueryParser:
         warnings: list[Issue] = []
         controls: dict[str, list[str]] = {}
         for key, raw in pairs:
+            problem = forbidden_char(key + raw)  # PostgreSQL's JSONB cannot even compare NUL
+            if problem:
+                raise BadRequest(f"search parameter {key[:40]!r} contains {problem}")
             if key in ("_include:iterate", "_revinclude:iterate"):
                 key, raw = key.split(":")[0], raw + ":iterate"
             if key in CONTROLS:

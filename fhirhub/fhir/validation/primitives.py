@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from fhirhub.fhir.strings import FORBIDDEN, forbidden_char
 from fhirhub.fhir.validation.xhtml import check_xhtml
 
 Checker = Callable[[Any], str | None]
@@ -67,17 +68,18 @@ def _not_string(value: Any, type_name: str) -> str | None:
         return f"expected a JSON string ({type_name}), got {json_kind(value)} {_show(value)}"
     if not value:
         return "empty string is not allowed; omit the element instead"
+    problem = forbidden_char(value)  # R4 datatypes.html#string, for every string type
+    if problem:
+        return f"string contains {problem}"
     return None
 
 
 def _string(value: Any) -> str | None:
-    if type(value) is str and value and "\f" not in value and "\v" not in value:
+    if type(value) is str and value and not FORBIDDEN.search(value):
         return None if len(value) <= MAX_STRING else f"longer than {MAX_STRING} characters"
     problem = _not_string(value, "string")
     if problem:
         return problem
-    if "\f" in value or "\v" in value:
-        return "string contains a form feed or vertical tab"
     if len(value) > MAX_STRING:
         return f"string is longer than {MAX_STRING} characters"
     return None
