@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Flas
     app.register_blueprint(search.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(subscriptions.bp, url_prefix=FHIR_PREFIX)
     app.register_blueprint(health.bp)
+    from fhirhub.medication.cds import api as cds_api
+
+    app.register_blueprint(cds_api.bp)  # CDS Hooks 2.0 at /cds-services
     websocket.install(app, hub)  # [base]/websocket, served in front of the routes above
     if settings.proxy_hops > 0:
         # Behind that many reverse proxies, trust their X-Forwarded-For/-Proto/-Host, so the

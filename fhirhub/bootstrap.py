@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from fhirhub.fhir.search.keys import KEY_FIELDS
 from fhirhub.hub import Hub
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
 from fhirhub.storage.migrations import merge_history
 from fhirhub.storage.outbox import OutboxStore
+from fhirhub.storage.search_stats import LAYOUT, LAYOUT_VERSION, STATS
 from fhirhub.storage.transactions import recover
 from fhirhub.storage.websockets import SocketStore
 
@@ -21,16 +23,11 @@ PUSHDOWN_FIELDS = {
         "_id",
         "t",
         "rid",
-        "s_identifier",
-        "s_comp",
-        "s_patient",
-        "s_subject",
-        "s_code",
-        "s_category",
-        "s_encounter",
-        "s_status",
-        # version documents (documents.py)
+        # search keys (fhir/search/keys.py): every search reaches its candidates by these
+        *KEY_FIELDS,
+        # version documents (documents.py), and their history keys (storage/history_walk.py)
         "ht",
+        "hk",
         "txn",
         "pub",
     ],
@@ -43,16 +40,52 @@ PUSHDOWN_FIELDS = {
 }
 
 
+# Index fields that searches no longer query (they live in the stored index text now).
+RETIRED_FIELDS = {
+    "resources": [
+        "s_identifier",
+        "s_comp",
+        "s_patient",
+        "s_subject",
+        "s_code",
+        "s_category",
+        "s_encounter",
+        "s_status",
+    ]
+}
+
+
 def tune_embedded_database(hub: Hub) -> None:
     settings = hub.settings
     if settings.uses_embedded_db and settings.db_backend == "postgresql":
+        from fhirhub.embedded.pg_counters import COUNTS, ensure_counters
         from fhirhub.embedded.pg_indexes import ensure_gin_indexes
         from fhirhub.embedded.pg_tables import use_lz4
         from fhirhub.storage.delivery_vacuum import tune_autovacuum
 
-        ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS)
+        ensure_gin_indexes(settings.pg_port, settings.db_name, PUSHDOWN_FIELDS, RETIRED_FIELDS)
+        ensure_counters(
+            settings.pg_port,
+            settings.db_name,
+            lambda: hub.db.create_collection(COUNTS),
+        )
         use_lz4(settings.pg_port, settings.db_name)
         tune_autovacuum(settings.pg_port, settings.db_name)
+
+
+def check_layout(hub: Hub) -> None:
+    """A database written before search keys existed answers searches only after
+    `fhirhub reindex` has migrated it: say so loudly (a new database is marked at once)."""
+    stats = hub.db[STATS]
+    if stats.find_one({"_id": LAYOUT}) is not None:
+        return
+    if hub.db["resources"].find_one({}, {"_id": 1}) is None:
+        stats.update_one({"_id": LAYOUT}, {"$set": {"v": LAYOUT_VERSION}}, upsert=True)
+        return
+    log.error(
+        "this database was written by an earlier fhirhub: searches and histories miss its "
+        "resources until `fhirhub reindex` has run (it migrates the stored index once)"
+    )
 
 
 def prepare_database_contents(hub: Hub, seed: bool) -> None:
@@ -62,7 +95,11 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     LeaseStore(hub.db).ensure_indexes()
     SocketStore(hub.db).ensure_indexes()
     hub.timer_store.ensure_indexes()
+    # Medication knowledge goes into the database at start: a broken site file fails the
+    # start, not the first prescription.
+    _ = hub.medication_knowledge
     tune_embedded_database(hub)
+    check_layout(hub)
     recovered = recover(hub.store)
     if recovered:
         log.warning("finished %d transactions left behind by a stopped process", recovered)
@@ -72,3 +109,6 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
         load_default_seed(hub)
         # Seed data is a bulk load of history, not news: its Endpoints are placeholders.
         OutboxStore(hub.db).publish_all_pending()
+    from fhirhub.monitoring.wiring import install_knowledge
+
+    install_knowledge(hub)  # after the seed check, which needs an empty database

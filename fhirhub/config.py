@@ -95,13 +95,26 @@ class Settings:
     timer_poll_ms: int = 250
     # Outbound channels (fhirhub/channels): smtp://user:pass@host:port[?starttls] or
     # smtps://...; an HTTP SMS gateway; the sender address and number.
+    # Scheduling (fhirhub/scheduling): the zone of actors that state none, how long a
+    # $hold keeps a time, reminder offsets before an appointment (ISO 8601 durations).
+    timezone: str = "UTC"
+    hold_ttl_s: int = 300
+    reminder_offsets: str = "P7D,PT24H,PT2H"
+    reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
     smtp_url: str = ""
+    # Remote patient monitoring: a site's rules file (fhirhub/monitoring/knowledge.py).
+    monitoring_rules: str = ""
     smtp_from: str = "fhirhub@localhost"
     sms_url: str = ""
     sms_from: str = ""
     # Open Subscription websockets per web process; each holds one gunicorn thread, and
     # `fhirhub serve` adds this many threads so plain requests keep theirs.
     websocket_max: int = 8
+    # Medication safety (fhirhub/medication): severities that refuse a MedicationRequest
+    # without an override ("high", "high,moderate", or "" to only warn); a site's
+    # knowledge files overriding the shipped tables.
+    medication_refuse: str = "high"
+    medication_knowledge_dir: str = ""
     # SMART on FHIR authorization (fhirhub/auth). Off is refused unless host is loopback.
     auth: bool = True
     auth_token_ttl: int = 3600
@@ -189,6 +202,7 @@ class Settings:
             ),
             bundle_timeout_ms=_int(env, "FHIRHUB_BUNDLE_TIMEOUT_MS", defaults.bundle_timeout_ms),
             notify_allowed_hosts=env.get("FHIRHUB_NOTIFY_ALLOWED_HOSTS", "").strip(),
+            monitoring_rules=env.get("FHIRHUB_MONITORING_RULES", "").strip(),
             notify_timeout_ms=_int(env, "FHIRHUB_NOTIFY_TIMEOUT_MS", defaults.notify_timeout_ms),
             notify_max_attempts=_int(
                 env, "FHIRHUB_NOTIFY_MAX_ATTEMPTS", defaults.notify_max_attempts
@@ -208,11 +222,20 @@ class Settings:
             start_worker=_bool(env, "FHIRHUB_WORKER", defaults.start_worker),
             timer_threads=_int(env, "FHIRHUB_TIMER_THREADS", defaults.timer_threads),
             timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
+            timezone=env.get("FHIRHUB_TIMEZONE", "").strip() or defaults.timezone,
+            hold_ttl_s=_int(env, "FHIRHUB_HOLD_TTL", defaults.hold_ttl_s),
+            reminder_offsets=env.get("FHIRHUB_REMINDER_OFFSETS", "").strip()
+            or defaults.reminder_offsets,
+            reminder_retry_base_s=_int(
+                env, "FHIRHUB_REMINDER_RETRY_BASE_S", defaults.reminder_retry_base_s
+            ),
             smtp_url=env.get("FHIRHUB_SMTP_URL", "").strip(),
             smtp_from=env.get("FHIRHUB_SMTP_FROM", "").strip() or defaults.smtp_from,
             sms_url=env.get("FHIRHUB_SMS_URL", "").strip(),
             sms_from=env.get("FHIRHUB_SMS_FROM", "").strip(),
             websocket_max=_int(env, "FHIRHUB_WEBSOCKET_MAX", defaults.websocket_max),
+            medication_refuse=env.get("FHIRHUB_MEDICATION_REFUSE", defaults.medication_refuse),
+            medication_knowledge_dir=env.get("FHIRHUB_MEDICATION_KNOWLEDGE_DIR", "").strip(),
             auth=_bool(env, "FHIRHUB_AUTH", defaults.auth),
             auth_token_ttl=_int(env, "FHIRHUB_AUTH_TOKEN_TTL", defaults.auth_token_ttl),
             auth_token_cache_ms=_int(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pymongo import MongoClient
@@ -24,6 +25,7 @@ from fhirhub.service.access_grants import GrantRegistry, default_registry
 from fhirhub.service.custom_parameters import CustomParameters
 from fhirhub.service.resources import ResourceService, Validator, WriteHook
 from fhirhub.service.search import SearchService
+from fhirhub.service.write_guards import WriteGuard
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.mongo import connect, connect_for_health
 from fhirhub.storage.outbox import OutboxStore
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from fhirhub.auth.audit import AuditLog
     from fhirhub.auth.service import AuthService
     from fhirhub.channels.service import Channels
+    from fhirhub.medication.hook import MedicationSafety
+    from fhirhub.medication.knowledge import Knowledge
 
 # Interactions the REST layer implements for every resource type; the CapabilityStatement
 # is generated from these lists so it never claims more than the routes serve.
@@ -60,6 +64,7 @@ class Hub:
         self.settings = settings
         self.client = client or connect(settings)
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._domains_registered = False
 
     @property
     def db(self) -> Database:
@@ -118,7 +123,31 @@ class Hub:
             self.index_resource,
             self.search.find_versions,
             self.write_hooks,
+            self.write_guards,
         )
+
+    @cached_property
+    def write_guards(self) -> dict[str, WriteGuard]:
+        """Synchronous checks before writes commit (booking claims), by resource type."""
+        guards: dict[str, WriteGuard] = {}
+        self.__dict__["write_guards"] = guards
+        self._register_domains()
+        return guards
+
+    def _register_domains(self) -> None:
+        """Each domain package plugs its operations, write guards, reactions and timer
+        kinds into the mechanisms. Runs once, when the first registry is asked for: the flag
+        is set first because registering touches the registries itself."""
+        if self._domains_registered:
+            return
+        self._domains_registered = True
+        from fhirhub.monitoring import wiring as monitoring
+        from fhirhub.scheduling import wiring as scheduling
+
+        scheduling.register(self)
+        monitoring.register_operations(self, self.operations)
+        monitoring.register_timers(self, self.timer_kinds)
+        monitoring.register_reactions(self, self.reactions)
 
     @cached_property
     def write_hooks(self) -> dict[str, WriteHook]:
@@ -126,7 +155,30 @@ class Hub:
             stored = self.store.current(resource_type, resource_id)
             return stored.resource if stored is not None and not stored.deleted else None
 
-        return write_hooks(self.search, AddressPolicy.from_settings(self.settings), current)
+        hooks = write_hooks(self.search, AddressPolicy.from_settings(self.settings), current)
+        hooks["MedicationRequest"] = self.medication_safety
+        return hooks
+
+    @cached_property
+    def medication_knowledge(self) -> Knowledge:
+        """Drug tables (fhirhub/medication/knowledge/ plus the site's), via the database."""
+        from fhirhub.medication.records import load
+
+        site = self.settings.medication_knowledge_dir
+        return load(self.db, Path(site) if site else None)
+
+    @cached_property
+    def medication_safety(self) -> MedicationSafety:
+        from fhirhub.medication.audit import override_recorder
+        from fhirhub.medication.hook import MedicationSafety, PatientContext
+
+        refuse = frozenset(s.strip() for s in self.settings.medication_refuse.split(",") if s)
+        return MedicationSafety(
+            lambda: self.medication_knowledge,
+            PatientContext(self.search.find_versions),
+            refuse,
+            override_recorder(lambda: self.audit),
+        )
 
     @cached_property
     def subscriber_status(self) -> SubscriberStatus:
@@ -178,6 +230,8 @@ class Hub:
     def operations(self) -> OperationRegistry:
         """Custom FHIR operations: each domain package registers its own here."""
         registry = OperationRegistry(self.settings.fhir_base, self.started)
+        self.__dict__["operations"] = registry
+        self._register_domains()
         return registry
 
     @cached_property
@@ -185,13 +239,18 @@ class Hub:
         """Kinds of durable timer `fhirhub worker` runs: each domain package registers its
         own here."""
         kinds = TimerRegistry()
+        self.__dict__["timer_kinds"] = kinds
         kinds.register(reaction_kind(self.reactions, OutboxStore(self.db)))
+        self._register_domains()
         return kinds
 
     @cached_property
     def reactions(self) -> ReactionRegistry:
         """Handlers the worker runs on committed changes: domain packages register here."""
-        return ReactionRegistry()
+        registry = ReactionRegistry()
+        self.__dict__["reactions"] = registry
+        self._register_domains()
+        return registry
 
     @cached_property
     def reaction_queue(self) -> ReactionQueue:

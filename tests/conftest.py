@@ -92,11 +92,14 @@ def indexed_hub(hub: Hub, embedded_database: EmbeddedDatabase | None) -> Hub:
     hub.store.ensure_indexes()
     if embedded_database is not None and embedded_database.postgres is not None:
         from fhirhub.bootstrap import PUSHDOWN_FIELDS
+        from fhirhub.embedded.pg_counters import COUNTS, ensure_counters
         from fhirhub.embedded.pg_indexes import ensure_gin_indexes
         from fhirhub.embedded.pg_tables import use_lz4
 
-        ensure_gin_indexes(embedded_database.postgres.port, hub.settings.db_name, PUSHDOWN_FIELDS)
-        use_lz4(embedded_database.postgres.port, hub.settings.db_name)
+        port = embedded_database.postgres.port
+        ensure_gin_indexes(port, hub.settings.db_name, PUSHDOWN_FIELDS)
+        use_lz4(port, hub.settings.db_name)
+        ensure_counters(port, hub.settings.db_name, lambda: hub.db.create_collection(COUNTS))
     return hub
 
 

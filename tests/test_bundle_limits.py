@@ -14,7 +14,6 @@ from fhirhub.app import create_app
 from fhirhub.config import Settings
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.hub import Hub
-from fhirhub.service import search as search_service
 from fhirhub.storage.documents import RESOURCES
 from fhirhub.storage.search_store import SearchStore
 from tests.helpers import FHIR_JSON, assert_outcome, body, patient
@@ -98,13 +97,13 @@ def test_too_many_entries_is_413_and_writes_nothing(
 @pytest.fixture
 def slow_search(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every search query takes 50 ms more (a loaded database), so a budget runs out on cue."""
-    real = SearchStore.find
+    real = SearchStore.read
 
-    def slow(self: SearchStore, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def slow(self: SearchStore, *args: Any, **kwargs: Any) -> list[dict[str, Any]] | None:
         time.sleep(0.05)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(SearchStore, "find", slow)
+    monkeypatch.setattr(SearchStore, "read", slow)
     yield
 
 
@@ -146,7 +145,6 @@ def tight_client(
     """An app on the same database whose queries get 1 ms (as tests/test_query_budget.py)."""
     if not hub.store.is_ferretdb():
         pytest.skip("MongoDB may answer a 300-document sort within 1 ms")
-    monkeypatch.setattr(search_service, "KEY_ORDER_IN_MEMORY", 10)
     tight = Hub(settings.with_overrides(query_timeout_ms=1))
     tight.__dict__["definitions"] = definitions
     try:

@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 from fhirhub.fhir.errors import Conflict
 from fhirhub.hub import Hub
 from fhirhub.storage.conditional_claims import CLAIMS, HOLD_LIMIT, STALE_AFTER
-from fhirhub.storage.documents import RESOURCES, VERSION_TYPE
+from fhirhub.storage.documents import RESOURCES, VERSION_TYPE, with_index
 from tests.helpers import FHIR_JSON, assert_outcome, body, patient
 
 THREADS = 16
@@ -53,7 +53,9 @@ def statuses(responses: list[TestResponse]) -> Counter[int]:
 
 
 def with_identifier(hub: Hub, value: str) -> list[dict[str, Any]]:
-    return list(hub.db[RESOURCES].find({"t": "Patient", "s_identifier": f"{SYSTEM}|{value}"}))
+    """Every stored current Patient with the identifier, read raw (not through a search)."""
+    docs = [with_index(d) for d in hub.db[RESOURCES].find({"t": "Patient"})]
+    return [d for d in docs if f"{SYSTEM}|{value}" in d.get("s_identifier", [])]
 
 
 def tagged(value: str, n: int = 0) -> dict[str, Any]:
@@ -165,7 +167,7 @@ def test_parallel_transactions_with_if_none_exist(app: Flask, hub: Hub) -> None:
     assert first == {"201 Created": 1, "200 OK": THREADS - 1}
     subjects = {
         o["s_subject"][0] if isinstance(o["s_subject"], list) else o["s_subject"]
-        for o in hub.db[RESOURCES].find({"t": "Observation"})
+        for o in map(with_index, hub.db[RESOURCES].find({"t": "Observation"}))
     }
     assert len(subjects) == 1 and created["rid"] in next(iter(subjects))
 

@@ -42,6 +42,9 @@ def test_a_create_is_one_insert_command_of_version_and_current(hub: Hub) -> None
     )
     try:
         store = ResourceStore(client[hub.settings.db_name], clock=hub.store.clock)
+        # The first write of a process also widens the type's date extents (search_stats);
+        # after it, a create is one command.
+        store.write("Patient", "warm-up", patient(id="warm-up"), method="POST", fresh_id=True)
         listener.names.clear()
         store.write("Patient", "one-cmd", patient(id="one-cmd"), method="POST", fresh_id=True)
         assert listener.names == ["insert"]
@@ -97,7 +100,7 @@ def test_partial_gin_indexes_serve_pushed_down_filters(
             "set enable_seqscan = off; explain select _jsonb from "
             f"\"{schema}\".\"{table.strip()}\" where (_jsonb -> '{field}') @> '{value}'",
         )
-        for field, value in (("_id", '"Patient/x"'), ("pub", "0"), ("s_code", '"a|b"'))
+        for field, value in (("_id", '"Patient/x"'), ("pub", "0"), ("kt", '"code=b"'))
     ]
     for plan in plans:
         assert "Bitmap Index Scan on fhirhub_pgin_" in plan, plan

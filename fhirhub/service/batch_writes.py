@@ -76,11 +76,17 @@ def write_plain_entries(
         plans.append(plan)
         planned.append(op)
     if not plans:
+        processor.tickets.abort()
         return responses, leftover
     try:
         stored = StagedTransaction(resources.store).apply(plans)
     except FhirError:
+        processor.tickets.abort()
         return responses, leftover + planned  # a concurrent change: nothing was kept
+    except BaseException:
+        processor.tickets.abort()
+        raise
+    processor.tickets.commit()
     for op, version in zip(planned, stored, strict=True):
         responses[op.index] = written_entry(op.method, version)
     return responses, leftover

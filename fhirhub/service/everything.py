@@ -9,9 +9,13 @@ from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.errors import BadRequest, NotFound
 from fhirhub.fhir.references import iter_references
 from fhirhub.fhir.search.extract import COMPARTMENT_FIELD
+from fhirhub.fhir.search.keys import COMPARTMENT_CODE, REFERENCE_KEYS
 from fhirhub.fhir.search.query import DEFAULT_COUNT, MAX_COUNT
 from fhirhub.storage.documents import INDEX_PREFIX
 from fhirhub.storage.search_store import Document, SearchStore
+
+# The most members one $everything reads (beyond: too costly; narrow with _type or _since).
+MAX_MEMBERS = 20_000
 
 
 class Everything:
@@ -56,8 +60,17 @@ class Everything:
         if visible is not None:
             query = {"$and": [query, visible]}
         cursor = args.get("_cursor", "")
-        page_query = {"$and": [query, {"_id": {"$gt": cursor}}]} if cursor else query
-        docs = self.store.find(page_query, [("_id", 1)], 0, count + 1)
+        # A compartment is reached by its key (one equality); its members are few enough
+        # to be read whole and put in order here.
+        if owner_id is None:
+            branches: list[Document] = [{}]
+        else:
+            member = f"{COMPARTMENT_CODE}={compartment}/{owner_id}"
+            branches = [{REFERENCE_KEYS: member, **({"t": t} if t else {})} for t in types or [""]]
+        matches = self.store.select(branches, query, MAX_MEMBERS)
+        matches.sort(key=lambda d: str(d["_id"]))
+        following = [d for d in matches if not cursor or str(d["_id"]) > cursor]
+        docs = following[: count + 1]
         more = len(docs) > count
         docs = docs[:count]
         included = [d for d in self._referenced(docs) if not types or d["t"] in types]
@@ -77,7 +90,7 @@ class Everything:
         if not cursor:
             # On the first page only: a page that holds everything is its own count, else
             # one count query (later pages would repeat it for a number the client has).
-            bundle["total"] = self.store.count(query) if more else len(docs)
+            bundle["total"] = len(matches)
         return bundle
 
     def _referenced(self, docs: list[Document]) -> list[Document]:

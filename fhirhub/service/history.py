@@ -109,12 +109,12 @@ def history_bundle(
         return {"relation": relation, "url": f"{url}?{urlencode(params)}"}
 
     links = [link("self", req.offset), link("first", 0)]
-    if req.offset + req.count < total:
+    if total is None or req.offset + req.count < total:  # None: more than were read
         links.append(link("next", req.offset + req.count))
     if req.offset > 0:
         links.append(link("previous", max(0, req.offset - req.count)))
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history"}
-    if show_total:
+    if show_total and total is not None:
         bundle["total"] = total
     bundle["link"] = links
     bundle["entry"] = [_entry(base, v) for v in versions]
@@ -132,22 +132,24 @@ def instance_visible(store: ResourceStore, req: HistoryRequest, visible: Visible
 
 def _visible_page(
     store: ResourceStore, req: HistoryRequest, snapshot: datetime, visible: Visible
-) -> tuple[list[StoredVersion], int, bool]:
+) -> tuple[list[StoredVersion], int | None, bool]:
     """(page, count for the paging links, whether that count is the visible total)."""
     if req.at is not None:
         everything = HistoryRequest(
             req.resource_type, req.resource_id, SCAN_LIMIT, 0, None, req.at, snapshot
         )
-        candidates, found = _versions_at(store, everything, snapshot)
+        candidates, found_at = _versions_at(store, everything, snapshot)
+        found: int | None = found_at
     else:
         candidates, found = store.history_page(
             req.resource_type, req.resource_id, req.since, snapshot, 0, SCAN_LIMIT
         )
-    if found <= SCAN_LIMIT:
+    if found is not None and found <= SCAN_LIMIT:
         kept = [v for v in candidates if visible(v)]
         return kept[req.offset : req.offset + req.count], len(kept), True
     if req.at is not None:
-        page, found = _versions_at(store, req, snapshot)
+        page, found_at = _versions_at(store, req, snapshot)
+        found = found_at
     else:
         page, found = store.history_page(
             req.resource_type, req.resource_id, req.since, snapshot, req.offset, req.count

@@ -22,6 +22,7 @@ from fhirhub.fhir.errors import (
 )
 from fhirhub.fhir.search.query import ID_PATTERN
 from fhirhub.service import access
+from fhirhub.service.write_guards import NO_TICKET, Ticket, WriteGuard
 from fhirhub.storage.conditional_claims import ClaimStore
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import ResourceStore
@@ -33,9 +34,10 @@ MAX_CONDITIONAL_MATCHES = 2  # we only need to know "none", "one" or "more than 
 Indexer = Callable[[dict[str, Any]], dict[str, Any]]
 # (resource type, query string, limit) -> current versions matching; raises on bad criteria
 Finder = Callable[[str, str, int], list[StoredVersion]]
-# Type-specific write rules beyond the validator (e.g. Subscription criteria): may raise a
-# FhirError or set server-owned fields in the resource before it is written.
-WriteHook = Callable[[dict[str, Any]], None]
+# Type-specific write rules beyond the validator (e.g. Subscription criteria, medication
+# safety): may raise a FhirError, set server-owned fields in the resource before it is
+# written, and return warnings (OperationOutcome issues) for the response.
+WriteHook = Callable[[dict[str, Any]], "list[Issue] | None"]
 
 
 class Validator(Protocol):
@@ -69,6 +71,7 @@ class ResourceService:
         indexer: Indexer,
         finder: Finder,
         write_hooks: dict[str, WriteHook] | None = None,
+        write_guards: dict[str, WriteGuard] | None = None,
         claims: ClaimStore | None = None,
     ):
         self.store = store
@@ -77,6 +80,7 @@ class ResourceService:
         self.indexer = indexer
         self.finder = finder
         self.write_hooks = write_hooks or {}
+        self.write_guards = write_guards if write_guards is not None else {}
         # Serialises conditional writes with the same criteria (storage/conditional_claims.py)
         self.claims = claims or ClaimStore(store.db, store.clock)
 
@@ -105,8 +109,27 @@ class ResourceService:
             raise BadRequest(f"resource is invalid: {first}{more}", issues)
         hook = self.write_hooks.get(str(resource.get("resourceType")))
         if hook is not None:
-            hook(resource)
+            issues = issues + (hook(resource) or [])
         return issues
+
+    def guard(
+        self,
+        resource_type: str,
+        resource_id: str,
+        new: dict[str, Any] | None,
+        current: StoredVersion | bool | None = False,
+    ) -> Ticket:
+        """The registered write guard's ticket for this write (service/write_guards.py);
+        `current` False: not read yet (read here only for guarded types)."""
+        guard = self.write_guards.get(resource_type)
+        if guard is None:
+            return NO_TICKET
+        prior = (
+            self.store.current(resource_type, resource_id)
+            if current is False or current is True
+            else current
+        )
+        return guard.before(resource_type, resource_id, new, prior)
 
     def _check_body_type(self, resource: dict[str, Any], resource_type: str) -> None:
         if resource.get("resourceType") != resource_type:
@@ -221,16 +244,22 @@ class ResourceService:
         warnings: list[Issue],
     ) -> WriteResult:
         new_id = resource_id or str(uuid.uuid4())
-        stored = self.store.write(
-            resource_type,
-            new_id,
-            resource,
-            method="POST",
-            must_not_exist=True,
-            index=self.indexer(resource),
-            txn=txn,
-            fresh_id=resource_id is None,
-        )
+        ticket = self.guard(resource_type, new_id, resource, None)
+        try:
+            stored = self.store.write(
+                resource_type,
+                new_id,
+                resource,
+                method="POST",
+                must_not_exist=True,
+                index=self.indexer(resource),
+                txn=txn,
+                fresh_id=resource_id is None,
+            )
+        except BaseException:
+            ticket.abort()
+            raise
+        ticket.commit()
         return WriteResult(stored, created=True, warnings=warnings)
 
     def update(
@@ -260,16 +289,23 @@ class ResourceService:
             current = self.store.current(resource_type, resource_id)
             access.guard_write(method, resource_type, resource, current)
             read_before = (current,)
-        stored = self.store.write(
-            resource_type,
-            resource_id,
-            resource,
-            method=method,
-            expected_version=expected,
-            index=self.indexer(resource),
-            txn=txn,
-            read_before=read_before,
-        )
+        prior = read_before[0] if read_before is not None else False
+        ticket = self.guard(resource_type, resource_id, resource, prior)
+        try:
+            stored = self.store.write(
+                resource_type,
+                resource_id,
+                resource,
+                method=method,
+                expected_version=expected,
+                index=self.indexer(resource),
+                txn=txn,
+                read_before=read_before,
+            )
+        except BaseException:
+            ticket.abort()
+            raise
+        ticket.commit()
         return WriteResult(stored, created=stored.version == 1, warnings=warnings)
 
     def conditional_update(
@@ -343,8 +379,9 @@ class ResourceService:
         access.guard_write("DELETE", resource_type, None, current)
         if current is None or current.deleted:
             return None
+        ticket = self.guard(resource_type, resource_id, None, current)
         try:
-            return self.store.write(
+            deleted = self.store.write(
                 resource_type,
                 resource_id,
                 None,
@@ -354,8 +391,14 @@ class ResourceService:
                 read_before=(current,),
             )
         except PreconditionFailed:
+            ticket.abort()
             # Changed underneath us: delete whatever is current now.
             return self.delete(resource_type, resource_id, txn=txn)
+        except BaseException:
+            ticket.abort()
+            raise
+        ticket.commit()
+        return deleted
 
     def conditional_delete(self, resource_type: str, query_string: str) -> StoredVersion | None:
         self.check_type(resource_type)

@@ -24,6 +24,7 @@ from fhirhub.service import access
 from fhirhub.service.bundle_entries import ORDER, EntryOp
 from fhirhub.service.bundle_limits import BundleLimits
 from fhirhub.service.resources import ResourceService, parse_etag
+from fhirhub.service.write_guards import Tickets
 from fhirhub.storage.conditional_claims import ConditionalClaim, normalised
 from fhirhub.storage.documents import StoredVersion
 from fhirhub.storage.store import PlannedWrite, fhir_instant
@@ -65,6 +66,7 @@ class TransactionProcessor:
         self.base = base
         self.conditional_cache: dict[str, str] = {}
         self.prefetched: dict[tuple[str, str], StoredVersion | None] = {}
+        self.tickets = Tickets()  # write guards (booking claims), settled after the commit
         self.held: list[ConditionalClaim] = []
         # normalised ifNoneExist criteria -> the id this transaction creates for them: a
         # second entry with the same criteria finds that resource, as it would in sequence.
@@ -127,6 +129,7 @@ class TransactionProcessor:
                     creates = []
         except BaseException:
             staged.abort()
+            self.tickets.abort()
             raise
         if plans:
             try:
@@ -134,8 +137,14 @@ class TransactionProcessor:
                 self.resources.claims.check(self.held)
             except BaseException:
                 staged.abort()
+                self.tickets.abort()
                 raise
-        stored = staged.apply(plans) if plans else []
+        try:
+            stored = staged.apply(plans) if plans else []
+        except BaseException:
+            self.tickets.abort()
+            raise
+        self.tickets.commit()
         responses: dict[int, dict[str, Any]] = {}
         for target, version in zip(planned, stored, strict=True):
             responses[target.op.index] = written_entry(target.op.method, version)
@@ -259,6 +268,9 @@ class TransactionProcessor:
             access.guard_write("DELETE", op.resource_type, None, current)
             if not live:
                 return None
+            self.tickets.add(
+                self.resources.guard(op.resource_type, target.resource_id, None, current)
+            )
             return PlannedWrite(op.resource_type, target.resource_id, None, "DELETE", prior, {})
         if op.method == "PATCH":
             if not live or current is None or current.resource is None:
@@ -278,6 +290,9 @@ class TransactionProcessor:
         resource = self._rewrite(resource, mapping)
         self.resources.validate(resource)
         access.guard_write(op.method, op.resource_type, resource, current)
+        self.tickets.add(
+            self.resources.guard(op.resource_type, target.resource_id, resource, current)
+        )
         target.resource = resource
         return PlannedWrite(
             op.resource_type,

@@ -33,6 +33,10 @@ from typing import Any
 
 import orjson
 
+from fhirhub.fhir.search.extract import EXTENTS, KEYS
+from fhirhub.fhir.search.idorder import order_keys
+from fhirhub.fhir.search.keys import DATE_KEYS, KEY_FIELDS, ORDER_KEYS, updated_keys
+
 RESOURCES = "resources"
 LEGACY_HISTORY = "history"  # where versions lived before they moved into RESOURCES
 TRANSACTIONS = "transactions"
@@ -45,13 +49,59 @@ VERSION_TYPE = "ht"
 PUB_PENDING = 0  # waiting for the delivery worker
 PUB_DONE = 1
 
-# Search index fields are top-level keys so FerretDB can push equality down to SQL.
+# A resource's search index as the matcher sees it: one `s_<code>` field per entry.
 INDEX_PREFIX = "s_"
+# ... and as stored: one JSON text (`ix`), read back into `s_*` fields. Nothing queries it
+# in the database: searches reach candidates through the key fields (fhir/search/keys.py),
+# and FerretDB converts a text in one piece where the former `s_*` arrays cost a
+# conversion per element on every read and write.
+INDEX_TEXT = "ix"
+STORED_INDEX_FIELDS = frozenset((INDEX_TEXT, *KEY_FIELDS))
 
 
 def index_fields(index: Mapping[str, Any]) -> dict[str, Any]:
-    """A resource's search index as the top-level fields of its current document."""
-    return {INDEX_PREFIX + k: v for k, v in index.items()}
+    """A resource's search index as the top-level `s_*` fields the matcher reads."""
+    return {INDEX_PREFIX + k: v for k, v in index.items() if k not in (KEYS, EXTENTS)}
+
+
+def stored_index(
+    resource_type: str,
+    resource_id: str,
+    index: Mapping[str, Any],
+    moment: datetime,
+    deleted: bool,
+) -> dict[str, Any]:
+    """The index and search key fields of a current document. A deleted resource has none,
+    so no search key ever selects it."""
+    if deleted:
+        return {}
+    plain = {k: v for k, v in index.items() if k not in (KEYS, EXTENTS)}
+    fields: dict[str, Any] = {INDEX_TEXT: encode_index(plain)} if plain else {}
+    for field, keys in (index.get(KEYS) or {}).items():
+        fields[field] = list(keys)
+    fields[DATE_KEYS] = [*fields.get(DATE_KEYS, []), *updated_keys(moment)]
+    fields[ORDER_KEYS] = order_keys(resource_type, resource_id)
+    return fields
+
+
+def encode_index(index: Mapping[str, Any]) -> str:
+    return orjson.dumps(index).decode()
+
+
+def decode_index(text: str) -> dict[str, Any]:
+    index: dict[str, Any] = orjson.loads(text)
+    for key, value in index.items():
+        if isinstance(value, str) and (key.endswith("__lo") or key.endswith("__hi")):
+            index[key] = datetime.fromisoformat(value)
+    return index
+
+
+def with_index(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored current document with its index as `s_*` fields (in place)."""
+    text = doc.pop(INDEX_TEXT, None)
+    if isinstance(text, str):
+        doc.update(index_fields(decode_index(text)))
+    return doc
 
 
 def resource_key(resource_type: str, resource_id: str) -> str:
@@ -94,10 +144,10 @@ def decode_resource(stored: Any) -> dict[str, Any] | None:
 
 
 def decoded(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored document with its resource decoded in place (search results)."""
+    """A stored document with its resource and index decoded in place (search results)."""
     if "res" in doc:
         doc["res"] = decode_resource(doc["res"])
-    return doc
+    return with_index(doc)
 
 
 @dataclass(frozen=True)

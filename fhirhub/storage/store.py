@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
     BulkWriteError,
@@ -33,22 +33,36 @@ from pymongo.errors import (
 )
 
 from fhirhub.fhir.errors import Conflict, PreconditionFailed
+from fhirhub.fhir.search.extract import EXTENTS
+from fhirhub.fhir.search.keys import LAST_UPDATED, as_day, day_number
 from fhirhub.storage.budget import DEFAULT_BUDGET_MS, within_budget
 from fhirhub.storage.documents import (
     INDEX_PREFIX,
     PUB_PENDING,
     RESOURCES,
+    STORED_INDEX_FIELDS,
     TRANSACTIONS,
     VERSION_TYPE,
     StoredVersion,
     decode_resource,
     encode_resource,
-    index_fields,
     resource_key,
+    stored_index,
     version_key,
     versions_filter,
 )
+from fhirhub.storage.history_walk import (
+    HISTORY_CODE,
+    HISTORY_KEYS,
+    SYSTEM,
+    HistoryTree,
+    history_keys,
+    number_second,
+    second_number,
+)
 from fhirhub.storage.mongo import is_ferretdb
+from fhirhub.storage.search_stats import LAYOUT, LAYOUT_VERSION, STATS, SearchStats
+from fhirhub.storage.walk import Walk
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +72,10 @@ INSERT_CHUNK = 100
 PARALLEL_MIN_DOCS = 40
 # FerretDB: histories up to this many versions are read once and ordered here (history_page).
 SORT_IN_MEMORY = 1000
+# A type or system history page reads at least this many versions, so a short history
+# gets its total (a longer one is walked, not counted: no total).
+HISTORY_TOTAL_UP_TO = 50
+REINDEX_BATCH = 500
 # Shared by all requests: bounds the database connections one process uses for bulk work.
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fhirhub-bulk")
 Document = dict[str, Any]
@@ -71,15 +89,16 @@ MAX_ATTEMPTS = 50  # with the backoff below: about 2 s of contention before a 40
 
 Clock = Callable[[], datetime]
 
+# MongoDB: the same search keys as the embedded database's GIN indexes (one multikey index
+# per key field: MongoDB allows one array field per compound index), type counts.
 SEARCH_INDEXES = (
-    ("t", "s_patient", "s_code"),
-    ("t", "s_patient", "s_date__lo"),
-    ("t", "s_subject", "s_code"),
-    ("t", "s_identifier"),
-    ("t", "s_code"),
-    ("t", "s_status"),
-    ("s_comp", "t"),
-    ("t", "s_date__lo"),
+    ("kt",),
+    ("kr",),
+    ("ks",),
+    ("kd",),
+    ("kb",),
+    ("hk",),
+    ("t", "del"),
 )
 
 SECONDARY_INDEXES = ("type_updated", "instance_versions", "updated", "outbox", "transaction")
@@ -115,6 +134,7 @@ class ResourceStore:
         # Version documents live in the same collection (see documents.py).
         self.history = self.resources
         self.clock = clock
+        self.stats = SearchStats(db)
         self._committed: set[str] = set()
         # Test hook: called before each single-document write step (fault injection).
         self.before_write: Callable[[str], None] | None = None
@@ -140,12 +160,12 @@ class ResourceStore:
         self.resources.create_index([(VERSION_TYPE, ASCENDING), ("ts", DESCENDING)], name="updated")
         self.resources.create_index([("pub", ASCENDING), ("ts", ASCENDING)], name="outbox")
         self.resources.create_index([("txn", ASCENDING)], name="transaction", sparse=True)
-        # MongoDB: multikey indexes for the searches the hub's workflows run.
-        for fields in SEARCH_INDEXES:
-            self.resources.create_index(
-                [(f, DESCENDING if f.endswith("__lo") else ASCENDING) for f in fields],
-                name="search_" + "_".join(f.removeprefix(INDEX_PREFIX) for f in fields),
-            )
+        wanted = {"search_" + "_".join(fields): fields for fields in SEARCH_INDEXES}
+        for name in self.resources.index_information():
+            if name.startswith("search_") and name not in wanted:  # on the former s_* fields
+                self.resources.drop_index(name)
+        for name, fields in wanted.items():
+            self.resources.create_index([(f, ASCENDING) for f in fields], name=name)
 
     def is_ferretdb(self) -> bool:
         return is_ferretdb(self.db)
@@ -259,7 +279,10 @@ class ResourceStore:
                 "res": encode_resource(body),
             }
             hist = _version_doc(doc, txn)
-            current = {**doc, **index_fields(index or {})}
+            deleted = resource is None
+            index = index or {}
+            self.stats.widen(_all_extents(resource_type, index, moment, deleted))
+            current = {**doc, **stored_index(resource_type, resource_id, index, moment, deleted)}
             self._step("history")
             if cur is None:
                 # A create: version and current document in one insert command.
@@ -338,6 +361,11 @@ class ResourceStore:
     def staged_docs(self, plans: list[PlannedWrite], txn: str, moment: datetime) -> StagedDocs:
         """The documents that stage `plans` under transaction `txn` (nothing written)."""
         staged = StagedDocs([], [], [], [])
+        self.stats.widen(
+            entry
+            for p in plans
+            for entry in _all_extents(p.resource_type, p.index, moment, p.resource is None)
+        )
         for plan in plans:
             version = plan.prior_version + 1
             body = _with_meta(plan.resource, plan.resource_id, version, moment)
@@ -353,7 +381,10 @@ class ResourceStore:
             key = resource_key(plan.resource_type, plan.resource_id)
             staged.versions.append(_version_doc(doc, txn))
             # `txn` on the staged current document: compensation touches only its own.
-            current = {**doc, "txn": txn, **index_fields(plan.index)}
+            fields = stored_index(
+                plan.resource_type, plan.resource_id, plan.index, moment, plan.resource is None
+            )
+            current = {**doc, "txn": txn, **fields}
             if plan.prior_version == 0:
                 staged.creates.append({"_id": key, **current})
             else:
@@ -465,7 +496,11 @@ class ResourceStore:
         fields.update((k, version_doc[k]) for k in ("rid", "v", "ts", "del", "m", "res"))
         resource = decode_resource(fields["res"])
         if resource is not None and self.index_of is not None:
-            fields.update(index_fields(self.index_of(resource)))
+            fields.update(
+                stored_index(
+                    fields["t"], fields["rid"], self.index_of(resource), fields["ts"], False
+                )
+            )
         return fields
 
     def reindex(
@@ -476,12 +511,36 @@ class ResourceStore:
         # `t` also keeps version documents out.
         query: dict[str, Any] = {"del": False, "t": resource_type or {"$exists": True}}
         changed = 0
-        for doc in self.resources.find(query):
-            fresh = {k: v for k, v in doc.items() if not k.startswith(INDEX_PREFIX)}
-            fresh.update(index_fields(index_of(decode_resource(doc["res"]) or {})))
+        for doc in self.resources.find(query).batch_size(REINDEX_BATCH):
+            fresh = {k: v for k, v in doc.items() if k not in STORED_INDEX_FIELDS}
+            fresh = {k: v for k, v in fresh.items() if not k.startswith(INDEX_PREFIX)}
+            index = index_of(decode_resource(doc["res"]) or {})
+            self.stats.widen(_all_extents(doc["t"], index, doc["ts"], False))
+            fresh.update(stored_index(doc["t"], doc["rid"], index, doc["ts"], False))
             if fresh != doc:
                 result = self.resources.replace_one({"_id": doc["_id"], "v": doc["v"]}, fresh)
                 changed += result.modified_count
+        changed += self._key_versions(resource_type)
+        self.db[STATS].update_one({"_id": LAYOUT}, {"$set": {"v": LAYOUT_VERSION}}, upsert=True)
+        return changed
+
+    def _key_versions(self, resource_type: str | None) -> int:
+        """Give versions written before history keys existed their keys (and extents)."""
+        query = {VERSION_TYPE: resource_type or {"$exists": True}}
+        fields = {VERSION_TYPE: 1, "ts": 1, HISTORY_KEYS: 1}
+        updates: list[UpdateOne] = []
+        changed = 0
+        for doc in self.resources.find(query, fields).batch_size(REINDEX_BATCH):
+            keys = history_keys(doc[VERSION_TYPE], doc["ts"])
+            if doc.get(HISTORY_KEYS) == keys:
+                continue
+            self.stats.widen(_all_extents(doc[VERSION_TYPE], {}, doc["ts"], True))
+            updates.append(UpdateOne({"_id": doc["_id"]}, {"$set": {HISTORY_KEYS: keys}}))
+            if len(updates) >= REINDEX_BATCH:
+                changed += self.resources.bulk_write(updates, ordered=False).modified_count
+                updates = []
+        if updates:
+            changed += self.resources.bulk_write(updates, ordered=False).modified_count
         return changed
 
     # -- history -------------------------------------------------------------------------
@@ -494,7 +553,11 @@ class ResourceStore:
         before: datetime | None,
         offset: int,
         count: int,
-    ) -> tuple[list[StoredVersion], int]:
+    ) -> tuple[list[StoredVersion], int | None]:
+        """A page of versions newest first and their total (None: more than were read,
+        for a type or system history, which is walked rather than counted)."""
+        if resource_id is None:
+            return self._walked_history(resource_type, since, before, offset, count)
         query: dict[str, Any] = {}
         pending = self.pending_transactions()
         if pending:
@@ -527,12 +590,78 @@ class ResourceStore:
             total = self.history.count_documents(query, maxTimeMS=self.budget_ms)
             return [StoredVersion.from_doc(d) for d in cursor.max_time_ms(self.budget_ms)], total
 
+    def _walked_history(
+        self,
+        resource_type: str | None,
+        since: datetime | None,
+        before: datetime | None,
+        offset: int,
+        count: int,
+    ) -> tuple[list[StoredVersion], int | None]:
+        owner = resource_type or SYSTEM
+        extent = self.stats.extents(owner).get(HISTORY_CODE)
+        if extent is None or extent.lo is None:
+            return [], 0
+        first, last = number_second(extent.lo[0]), number_second(extent.lo[1])
+        if since is not None:
+            first = max(first, since.replace(microsecond=0))
+        if before is not None:
+            last = min(last, before)
+        if first > last:
+            return [], 0
+        pending = set(self.pending_transactions())
+
+        def visible(doc: Document) -> bool:
+            if doc.get("txn") in pending or VERSION_TYPE not in doc:
+                return False
+            if resource_type and doc[VERSION_TYPE] != resource_type:
+                return False
+            moment = doc["ts"]
+            return (since is None or moment >= since) and (before is None or moment <= before)
+
+        def read(node: dict[str, Any], cap: int | None) -> list[Document] | None:
+            cursor = self.history.find(node, VREAD_FIELDS).max_time_ms(self.budget_ms)
+            if cap is not None:
+                cursor = cursor.limit(cap + 1)
+            with within_budget("this history", self.budget_ms):
+                docs = list(cursor)
+            return None if cap is not None and len(docs) > cap else docs
+
+        walk = Walk(
+            tree=HistoryTree(owner, first, last),
+            read=read,
+            matches=visible,
+            need=max(offset + count + 1, HISTORY_TOTAL_UP_TO + 1),
+            prior=float("inf"),
+            budget_ms=self.budget_ms,
+            reverse=True,
+        )
+        result = walk.run()
+        page = result.docs[offset : offset + count]
+        total = len(result.docs) if result.complete else None
+        return [StoredVersion.from_doc(d) for d in page], total
+
     @property
     def sorts_large_results(self) -> bool:
         """False on FerretDB 1.24, which never pushes a sort down (see ensure_indexes)."""
         if self._sorts is None:
             self._sorts = not self.is_ferretdb()
         return self._sorts
+
+
+def _extents(index: Mapping[str, Any], moment: datetime) -> dict[str, dict[str, int]]:
+    """What a live current document adds to its type's date extents (search_stats)."""
+    return {**(index.get(EXTENTS) or {}), LAST_UPDATED: {"lo": day_number(as_day(moment))}}
+
+
+def _all_extents(
+    resource_type: str, index: Mapping[str, Any], moment: datetime, deleted: bool
+) -> list[tuple[str, dict[str, dict[str, int]]]]:
+    """A write's extents: its current document's (unless a delete) and its version's in the
+    type and system history (to the second: a history page starts at the newest)."""
+    second = {HISTORY_CODE: {"lo": second_number(moment)}}
+    own = second if deleted else {**_extents(index, moment), **second}
+    return [(resource_type, own), (SYSTEM, second)]
 
 
 def _newest_first(docs: list[Document], by_version: bool) -> list[Document]:
@@ -589,6 +718,7 @@ def _version_doc(doc: Document, txn: str | None) -> Document:
         VERSION_TYPE: doc["t"],
         **{k: v for k, v in doc.items() if k != "t"},
         "pub": PUB_PENDING,
+        HISTORY_KEYS: history_keys(doc["t"], doc["ts"]),
     }
     if txn:
         version["txn"] = txn

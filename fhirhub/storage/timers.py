@@ -172,6 +172,10 @@ class TimerStore:
     def cancel(self, key: str) -> None:
         self._point(key, None)
 
+    def live_job(self, key: str) -> Job | None:
+        plan = self.live_plan(key)
+        return self.load(f"{key}@{plan}") if plan else None
+
     def live_plan(self, key: str) -> str | None:
         found = self.keys.find_one({"_id": key}, {"plan": 1})
         return found.get("plan") if found else None

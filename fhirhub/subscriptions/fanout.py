@@ -111,6 +111,12 @@ class FanOut:
         owners = list(self.search.compartment_owners(resource, "Patient"))
         if event.resource_type == "Patient" and event.reference not in owners:
             owners.insert(0, event.reference)
+        if event.resource_type == "Task" and not owners:
+            # Task is not in R4's Patient compartment; a Task for a patient (an alert's
+            # review task) still reaches that patient's care team.
+            subject = (resource.get("for") or {}).get("reference")
+            if isinstance(subject, str) and subject.startswith("Patient/"):
+                owners.append(subject)
         return owners
 
     def _care_team_targets(self, event: ChangeEvent, now: datetime) -> list[Target]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fhirhub.storage.timers import Job
 
@@ -15,6 +15,14 @@ class Retry(Exception):
 
 class GiveUp(Exception):
     """Permanent failure: record the job as failed now (retrying cannot help)."""
+
+
+class Defer(Exception):
+    """Not now (quiet hours): run again at `until`, without counting a failed attempt."""
+
+    def __init__(self, until: datetime, reason: str = ""):
+        super().__init__(reason or f"deferred until {until.isoformat()}")
+        self.until = until
 
 
 class Skip(Exception):

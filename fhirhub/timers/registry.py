@@ -56,8 +56,25 @@ class Timers:
         self.on_planned()
         return plan
 
+    def plan_if_changed(
+        self,
+        key: str,
+        kind: str,
+        due: datetime,
+        payload: dict[str, Any],
+        deadline: datetime | None = None,
+    ) -> bool:
+        """Plan unless the live plan of `key` is already this one (same time and payload):
+        reactions see every version of a resource, most of which change nothing here."""
+        live = self.store.live_job(key)
+        if live is not None and live.due == due and live.payload == payload:
+            return False
+        self.plan(key, kind, due, payload, deadline)
+        return True
+
     def cancel(self, key: str) -> None:
-        self.store.cancel(key)
+        if self.store.live_plan(key) is not None:
+            self.store.cancel(key)
 
     def plan_once(self, jobs: list[tuple[str, str, datetime, dict[str, Any]]]) -> None:
         self.store.plan_once(jobs)

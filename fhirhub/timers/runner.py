@@ -36,7 +36,7 @@ from fhirhub.storage.timers import (
     minute_of,
     retry_delay,
 )
-from fhirhub.timers.model import GiveUp, Retry, Skip, TimerKind
+from fhirhub.timers.model import Defer, GiveUp, Retry, Skip, TimerKind
 from fhirhub.timers.registry import TimerRegistry
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,8 @@ class TimerRunner:
             return  # stalled past the lease: another worker may take it; count stands
         try:
             note = kind.handler(job)
+        except Defer as defer:
+            self.store.retry(job.id, attempts - 1, defer.until, str(defer)[:500], self.owner)
         except Skip as skip:
             self._end(job, kind, SKIPPED, str(skip))
         except GiveUp as give_up:

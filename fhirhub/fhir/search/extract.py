@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhirhub.fhir.definitions import Definitions
+from fhirhub.fhir.search import keys as k
 from fhirhub.fhir.search.paths import PathCompiler, Walker, relative_walker
 from fhirhub.fhir.search.registry import BUILTIN, SearchParam, SearchRegistry
 from fhirhub.fhir.search.values import (
+    STRING_PARTS,
     date_range,
     normalize,
     number_value,
@@ -23,6 +25,11 @@ from fhirhub.fhir.search.values import (
 )
 
 COMPARTMENT_FIELD = "comp"
+# The search keys (keys.py) travel in the index under this entry, by document field; the
+# store writes them as their own fields and keeps them out of the stored index.
+KEYS = "__keys"
+# And the extents of the date ranges keyed (search_stats): {code: date_extent}.
+EXTENTS = "__extents"
 COMPARTMENT_TYPES = ("Patient", "Encounter", "RelatedPerson", "Practitioner", "Device")
 
 
@@ -52,6 +59,12 @@ class _Planned:
 class _Plan:
     source: dict[str, SearchParam]  # the registry's parameters this plan was built from
     params: list[_Planned]
+    # String parameters whose values are all among another's (Patient.name.family within
+    # Patient.name) are keyed under that one's code: fewer keys, same candidates.
+    string_codes: dict[str, str]
+
+
+Keys = dict[str, list[str]]
 
 
 class Extractor:
@@ -90,9 +103,14 @@ class Extractor:
                 for p in params.values()
                 if p.code not in BUILTIN and p.expressions
             ]
-            plan = _Plan(params, planned)
+            plan = _Plan(params, planned, _string_key_codes(params, self.registry))
             self._plans[resource_type] = plan
         return plan.params
+
+    def string_key_code(self, resource_type: str, code: str) -> str:
+        """The code a string parameter's prefix keys are stored under."""
+        self._plan(resource_type)
+        return self._plans[resource_type].string_codes.get(code, code)
 
     def _components(self, param: SearchParam) -> list[tuple[str, Walker]] | None:
         if param.type != "composite":
@@ -109,36 +127,68 @@ class Extractor:
         resource_type = resource["resourceType"]
         index: dict[str, Any] = {}
         memo: TokenMemo = {}
+        keys: Keys = {k.TOKEN_KEYS: [], k.REFERENCE_KEYS: [], k.STRING_KEYS: [], k.DATE_KEYS: []}
+        extents: dict[str, dict[str, int]] = {}
+        string_codes = self._plans_string_codes(resource_type)
         for planned in self._plan(resource_type):
             found: list[Any] = []
             for walker in planned.walkers:
                 found.extend(walker(resource))
             if found:
-                self._add(index, planned, found, memo)
+                self._add(index, planned, found, memo, keys, string_codes)
+        for planned in self._plan(resource_type):
+            if planned.param.type == "date" and f"{planned.param.code}__lo" not in index:
+                keys[k.DATE_KEYS].append(f"{planned.param.code}<{k.MISSING_BUCKET}")
+        for code, value in index.items():
+            if code.endswith("__lo"):
+                name = code[:-4]
+                high = index[f"{name}__hi"]
+                keys[k.DATE_KEYS] += k.date_keys(name, value, high)
+                extents[name] = k.date_extent(value, high)
         compartments = self.compartments(resource, index)
         if compartments:
             index[COMPARTMENT_FIELD] = compartments
+            keys[k.REFERENCE_KEYS] += [f"{k.COMPARTMENT_CODE}={c}" for c in compartments]
+        index[KEYS] = {f: list(dict.fromkeys(v)) for f, v in keys.items() if v}
+        if extents:
+            index[EXTENTS] = extents
         return index
 
+    def _plans_string_codes(self, resource_type: str) -> dict[str, str]:
+        self._plan(resource_type)
+        return self._plans[resource_type].string_codes
+
     def _add(
-        self, index: dict[str, Any], planned: _Planned, found: list[Any], memo: TokenMemo
+        self,
+        index: dict[str, Any],
+        planned: _Planned,
+        found: list[Any],
+        memo: TokenMemo,
+        keys: Keys,
+        string_codes: dict[str, str],
     ) -> None:
         param = planned.param
         code, kind = param.code, param.type
         if kind == "token":
-            keys, texts, types = [], [], []
+            tokens, texts, types = [], [], []
             for value in found:
-                k, t, ty = _tokens(value, memo)
-                keys += k
+                t_keys, t, ty = _tokens(value, memo)
+                tokens += t_keys
                 texts += t
                 types += ty
-            _put(index, code, keys)
+            _put(index, code, tokens)
             _put(index, f"{code}__text", texts)
             _put(index, f"{code}__type", types)
+            keys[k.TOKEN_KEYS] += [
+                k.token_key(code, t[2:]) for t in tokens if t.startswith(ANY_SYSTEM_PREFIX)
+            ]
         elif kind == "string":
             strings = [s for value in found for s in string_entries(value)]
-            _put(index, code, [normalize(s) for s in strings])
+            normalized = [normalize(s) for s in strings]
+            _put(index, code, normalized)
             _put(index, f"{code}__exact", strings)
+            if string_codes.get(code, code) == code:
+                keys[k.STRING_KEYS] += k.string_keys(code, normalized)
         elif kind in ("reference",):
             refs, idents = [], []
             for value in found:
@@ -147,8 +197,11 @@ class Extractor:
                 idents += i
             _put(index, code, refs)
             _put(index, f"{code}__identifier", idents)
+            keys[k.REFERENCE_KEYS] += [k.token_key(code, k.reference_tail(r)) for r in refs]
         elif kind == "uri":
-            _put(index, code, [v for v in found if isinstance(v, str)])
+            uris = [v for v in found if isinstance(v, str)]
+            _put(index, code, uris)
+            keys[k.TOKEN_KEYS] += [k.token_key(code, v) for v in uris]
         elif kind == "date":
             ranges = [r for r in (date_range(v) for v in found) if r is not None]
             if ranges:
@@ -160,7 +213,9 @@ class Extractor:
             if kind == "quantity":
                 _put(index, f"{code}__unit", [u for v in found for u in quantity_units(v)])
         elif kind == "composite":
-            _put(index, code, _composite(planned.components, found, memo))
+            combos = _composite(planned.components, found, memo)
+            _put(index, code, combos)
+            keys[k.TOKEN_KEYS] += [k.token_key(code, c) for c in combos]
 
     def compartments(self, resource: dict[str, Any], index: dict[str, Any]) -> list[str]:
         resource_type = resource["resourceType"]
@@ -188,6 +243,36 @@ class Extractor:
                 found.setdefault(resource_type, []).append("{def}")
             self._compartments[resource_type] = found
         return self._compartments[resource_type]
+
+
+ANY_SYSTEM_PREFIX = "*|"
+
+
+def _string_key_codes(params: dict[str, SearchParam], registry: SearchRegistry) -> dict[str, str]:
+    """code -> the code its prefix keys are stored under. Only core parameters with one
+    expression take part, so the mapping stays the same whatever custom parameters exist."""
+    core = {
+        p.code: p.expressions[0]
+        for p in params.values()
+        if p.type == "string" and len(p.expressions) == 1 and registry.is_core(p.url)
+    }
+    by_expression: dict[str, str] = {}
+    for code in sorted(core):
+        by_expression.setdefault(core[code], code)
+    mapping: dict[str, str] = {}
+    for code, expression in core.items():
+        owner = by_expression[expression]
+        parent, _, part = expression.rpartition(".")
+        if parent in by_expression and part in STRING_PARTS:
+            owner = by_expression[parent]
+        if owner != code:
+            mapping[code] = owner
+    for code in list(mapping):  # family -> name, and name's owner if name has one
+        seen = {code}
+        while mapping[code] in mapping and mapping[code] not in seen:
+            seen.add(mapping[code])
+            mapping[code] = mapping[mapping[code]]
+    return mapping
 
 
 def _composite(

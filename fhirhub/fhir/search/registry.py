@@ -98,6 +98,10 @@ class SearchRegistry:
             self.by_url[sp["url"]] = sp
         self._by_type.clear()
 
+    def is_core(self, url: str) -> bool:
+        """A SearchParameter of the R4 core package (not one posted to the server)."""
+        return url in self._core_urls and url not in {sp["url"] for sp in self._custom}
+
     def params(self, resource_type: str) -> dict[str, SearchParam]:
         found = self._by_type.get(resource_type)
         if found is None:

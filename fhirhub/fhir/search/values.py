@@ -73,6 +73,8 @@ def _str(value: Any) -> str | None:
 
 _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
+# The parts of a HumanName or Address that string search reads.
+STRING_PARTS = frozenset((*_NAME_PARTS, *_ADDRESS_PARTS))
 
 
 def string_entries(value: Any) -> list[str]:

@@ -1,0 +1,1 @@
+"""Pure scheduling rules over FHIR JSON and datetimes (no IO)."""
