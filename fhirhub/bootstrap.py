@@ -77,7 +77,8 @@ def check_layout(hub: Hub) -> None:
     """A database written before search keys existed answers searches only after
     `fhirhub reindex` has migrated it: say so loudly (a new database is marked at once)."""
     stats = hub.db[STATS]
-    if stats.find_one({"_id": LAYOUT}) is not None:
+    marker = stats.find_one({"_id": LAYOUT})
+    if marker is not None and marker.get("v", 0) >= LAYOUT_VERSION:
         return
     if hub.db["resources"].find_one({}, {"_id": 1}) is None:
         stats.update_one({"_id": LAYOUT}, {"$set": {"v": LAYOUT_VERSION}}, upsert=True)

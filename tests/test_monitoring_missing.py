@@ -43,16 +43,16 @@ def test_missing_readings_remind_the_patient_then_alert_the_team(
     # A weight expected every 2 seconds (a real plan says 1 per day; the rule is the same).
     enrol(client, patient, ["29463-7"], frequency=1, period=2, periodUnit="s")
     create(client, vital(patient, "29463-7", 80, "kg", ago(seconds=1)))
-    reminder = wait_for(lambda: mail.to(ADDRESS), 15, "the reminder email")[0]
+    reminder = wait_for(lambda: mail.to(ADDRESS), 45, "the reminder email")[0]
     assert "weight reading" in reminder.text
 
     def recorded() -> bool:  # written once the server has taken the message
         communications = body(client.get("/fhir/Communication")).get("entry") or []
         return any(e["resource"]["status"] == "completed" for e in communications)
 
-    wait_for(recorded, 10, "the reminder's Communication")
+    wait_for(recorded, 30, "the reminder's Communication")
     flag = wait_alert(client, patient, "missing-data")
-    task = wait_for(lambda: alerts(client, patient, "missing-data", "Task"), 10, "its Task")[0]
+    task = wait_for(lambda: alerts(client, patient, "missing-data", "Task"), 30, "its Task")[0]
     assert "no weight reading since" in task["description"]
     # The next reading closes it.
     create(client, vital(patient, "29463-7", 80.2, "kg", ago(seconds=0)))

@@ -2,11 +2,16 @@
 
 An open range (`date=ge2026-11-01`, `birthdate=lt1950`) becomes the date buckets between
 its end and the oldest or newest day stored, and a date sort walks only those days; these
-extents bound both. A write
-widens them before its document is inserted, so a stored resource always lies within
-them. Each process remembers what it already widened, so after the first few writes a
-write costs nothing here; a search reads the current extents once (they may have been
-widened by another process a moment ago).
+extents bound both. A write widens them before its document is inserted, so a stored
+resource always lies within them. Each process remembers what it already widened, so after
+the first few writes a write costs nothing here; a search reads the current extents once
+(they may have been widened by another process a moment ago).
+
+A widening inserts one row per new bound (type, field, value; the `_id` makes it unique)
+and never updates: FerretDB runs `$min`/`$max` as read, compute, write, so processes
+widening one document at once lost bounds (8 racing writers kept 5 of 8 day bounds; the
+upserts of a new `_id` also collided, a 500 on a create). Reading takes each field's
+minimum or maximum over the type's rows, which grow only past the known bounds.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 STATS = "search_stats"
 # Marker of the stored layout (index as text, search keys, history keys): set on a new
 # database and by `fhirhub reindex`, which migrates an older one.
 LAYOUT = "~layout"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3  # 3: extents as rows of bounds
 _SEP = "~"
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -58,22 +65,55 @@ class SearchStats:
                         ops = wanted.setdefault(resource_type, {}).setdefault(op, {})
                         current = ops.get(field)
                         ops[field] = year if current is None else _pick(op, current, year)
-        for resource_type, update in wanted.items():
-            self.collection.update_one({"_id": resource_type}, update, upsert=True)
-            with self._lock:
+        rows = [
+            _row(resource_type, field, year)
+            for resource_type, update in wanted.items()
+            for fields in update.values()
+            for field, year in fields.items()
+        ]
+        if rows:
+            self._insert(rows)
+        with self._lock:
+            for resource_type, update in wanted.items():
                 known = self._known.setdefault(resource_type, {})
                 for op, fields in update.items():
                     for field, year in fields.items():
                         have = known.get(field)
                         known[field] = year if have is None else _pick(op, have, year)
 
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self.collection.insert_many(rows, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise  # only "already recorded" is fine
+
     def extents(self, resource_type: str) -> dict[str, Extent]:
-        doc = self.collection.find_one({"_id": resource_type}) or {}
-        return parse(doc)
+        values: dict[str, int] = {}
+        for row in self.collection.find({"t": resource_type}, {"f": 1, "v": 1}):
+            field, year = row.get("f"), row.get("v")
+            if isinstance(field, str) and isinstance(year, int):
+                have = values.get(field)
+                values[field] = year if have is None else _pick(_op(field), have, year)
+        return parse(values)
 
     def forget(self) -> None:
         with self._lock:
             self._known.clear()
+
+
+def _row(resource_type: str, field: str, value: int) -> dict[str, Any]:
+    return {
+        "_id": f"{resource_type}{_SEP}{field}{_SEP}{value}",
+        "t": resource_type,
+        "f": field,
+        "v": value,
+    }
+
+
+def _op(field: str) -> str:
+    return "$min" if field.endswith("_min") else "$max"
 
 
 def _pick(op: str, a: int, b: int) -> int:
