@@ -52,7 +52,7 @@ class SearchStore:
     # -- reading candidates -------------------------------------------------------------
 
     def read(
-        self, branches: list[Conditions], node: Conditions, cap: int | None
+        self, branches: list[Conditions], node: Conditions, cap: int | None, batch_size: int = 0
     ) -> list[Document] | None:
         """Candidates of every branch within a bucket (`node`), decoded; None when one
         branch has more than `cap`."""
@@ -64,6 +64,8 @@ class SearchStore:
             cursor = self.resources.find(query, RESULT_FIELDS).max_time_ms(self.budget_ms)
             if cap is not None:
                 cursor = cursor.limit(cap + 1)
+            if batch_size:
+                cursor = cursor.batch_size(batch_size)
             with within_budget("the search", self.budget_ms):
                 docs = list(cursor)
             if cap is not None and len(docs) > cap:
