@@ -5,7 +5,9 @@ it (retried with exponential backoff) until it succeeds or is dead-lettered; one
 receiver keeps refusing while it accepts the events behind it is dead-lettered alone
 (worker/retries.py says which failure means what). Before each
 send the subscriber is read again and, for care-team Endpoints, the membership is resolved
-again, so a participant removed from the team gets nothing more, even what was queued.
+again, so a participant removed from the team gets nothing more, even what was queued;
+for a Subscription its owner's access is rebuilt (worker/owner_access.py) and what the
+owner may not read now is skipped, never sent.
 A send starts only while the lease has more than the timeout left, so another worker can
 take the queue over only after that send has finished or its process has died; the only
 duplicate is a resend after a crash between send and record (receivers de-duplicate on
@@ -41,6 +43,7 @@ from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
 from fhirhub.worker.dispatcher import EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.owner_access import OwnerAccess
 from fhirhub.worker.retries import Next, RetryPolicy, decide
 from fhirhub.worker.sender import Sender, SendResult
 
@@ -87,7 +90,9 @@ class DeliveryAgent:
         base: str,
         clock: Callable[[], datetime],
         sockets: SocketStore | None = None,
+        owner_access: OwnerAccess | None = None,
     ):
+        self.owner_access = owner_access
         self.deliveries = deliveries
         self.leases = leases
         self.outbox = outbox
@@ -254,17 +259,19 @@ class DeliveryAgent:
     def _deliver(self, delivery: dict[str, Any], session: Session) -> Sent:
         """Send one delivery and record what became of it."""
         reason = self._skip_reason(delivery, session)
-        if not reason and session.subscriber and session.subscriber.channel == WEBSOCKET:
-            return self._hand_over(delivery, session.key)
         doc = (
             None if reason else self.events.get(delivery["ev"]) or self.outbox.load(delivery["ev"])
         )
         if not reason and doc is None:
             reason = f"{delivery['ev']} no longer exists"
+        if not reason and doc and session.subscriber and self.owner_access is not None:
+            reason = self.owner_access.refusal(session.subscriber, doc)
         if reason or doc is None or session.subscriber is None:
             fields = {"err": reason, "at": self.clock(), "by": self.owner}
             self.deliveries.finish(delivery["_id"], SKIPPED, fields)
             return Sent.PASSED
+        if session.subscriber.channel == WEBSOCKET:
+            return self._hand_over(delivery, session.key)
         subscriber = session.subscriber
         event = ChangeEvent.from_history(doc)
         attempts = int(delivery.get("n", 0)) + 1

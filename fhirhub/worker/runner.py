@@ -35,6 +35,7 @@ from fhirhub.timers.runner import TimerRunner
 from fhirhub.worker.delivery import DeliveryAgent
 from fhirhub.worker.dispatcher import Dispatcher, EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.owner_access import OwnerAccess
 from fhirhub.worker.retries import RetryPolicy
 from fhirhub.worker.sender import Sender
 
@@ -128,6 +129,7 @@ class NotificationWorker:
             settings.fhir_base,
             clock,
             sockets,
+            OwnerAccess(hub.auth.owner_policy, answers, outbox),
         )
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="notify")
         self._background: list[threading.Thread] = []
