@@ -46,6 +46,7 @@ from fhirhub.worker.outcomes import DeadLetters
 from fhirhub.worker.owner_access import OwnerAccess
 from fhirhub.worker.retries import Next, RetryPolicy, decide
 from fhirhub.worker.sender import Sender, SendResult
+from fhirhub.worker.verification import AddressVerifier
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,10 @@ class DeliveryAgent:
         clock: Callable[[], datetime],
         sockets: SocketStore | None = None,
         owner_access: OwnerAccess | None = None,
+        verifier: AddressVerifier | None = None,
     ):
         self.owner_access = owner_access
+        self.verifier = verifier
         self.deliveries = deliveries
         self.leases = leases
         self.outbox = outbox
@@ -273,6 +276,9 @@ class DeliveryAgent:
         if session.subscriber.channel == WEBSOCKET:
             return self._hand_over(delivery, session.key)
         subscriber = session.subscriber
+        refused = self.verifier.check(subscriber) if self.verifier is not None else None
+        if refused is not None:  # a changed address must answer a verification ping first
+            return self._record(delivery, session, refused)
         event = ChangeEvent.from_history(doc)
         attempts = int(delivery.get("n", 0)) + 1
         bundle = None
