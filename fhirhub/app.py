@@ -5,14 +5,13 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from fhirhub.api import (
-    auth,
-    auth_audit,
-    auth_guard,
-    auth_pages,
-    availability,
+from fhirhub.api import availability, health
+from fhirhub.api.audit import search as auth_audit
+from fhirhub.api.auth import guard as auth_guard
+from fhirhub.api.auth import oauth as auth
+from fhirhub.api.auth import pages as auth_pages
+from fhirhub.api.fhir import (
     errors,
-    health,
     metadata,
     operations,
     render,
@@ -20,10 +19,10 @@ from fhirhub.api import (
     search,
     smart,
     subscriptions,
-    websocket,
 )
-from fhirhub.api.negotiation import response_mime
-from fhirhub.api.requests import current_globals, current_request
+from fhirhub.api.fhir.negotiation import response_mime
+from fhirhub.api.fhir.requests import current_globals, current_request
+from fhirhub.api.websocket import channel as websocket
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
 

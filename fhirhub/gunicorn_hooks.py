@@ -50,7 +50,7 @@ def post_worker_init(worker: Any) -> None:
     from gunicorn import util
 
     util.write_error = operation_outcome_error  # the worker's error path calls util.write_error
-    from fhirhub.api.websocket import EXTENSION  # here: gunicorn's master never needs it
+    from fhirhub.api.websocket.channel import EXTENSION  # here: gunicorn's master never needs it
 
     extensions = getattr(worker.wsgi, "extensions", {})
     registry = extensions.get(EXTENSION)

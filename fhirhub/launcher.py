@@ -11,7 +11,7 @@ from types import FrameType
 
 import click
 
-from fhirhub.api.auth_guard import check_startup
+from fhirhub.api.auth.guard import check_startup
 from fhirhub.bootstrap import prepare_database_contents
 from fhirhub.config import Settings
 from fhirhub.embedded.fhir_package import ensure_fhir_package

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from fhirhub.api.negotiation import (
+from fhirhub.api.fhir.negotiation import (
     FHIR_JSON,
     RESOURCE_BODY,
     check_request_mime,

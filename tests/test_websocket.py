@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from werkzeug.serving import make_server
 
-from fhirhub.api import websocket as websocket_api
+from fhirhub.api.websocket import channel as websocket_api
 from fhirhub.app import create_app
 from fhirhub.config import Settings
 from fhirhub.embedded.ports import free_port

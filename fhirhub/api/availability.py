@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 
-from fhirhub.api.render import fhir_response
+from fhirhub.api.fhir.render import fhir_response
 from fhirhub.fhir.errors import Issue
 from fhirhub.fhir.operation_outcome import outcome
 

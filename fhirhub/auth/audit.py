@@ -1,7 +1,7 @@
 """AuditEvents for every request under /fhir and every authorization-server event: who,
 what, when, outcome.
 
-Requests only append a compact record (fhirhub/api/audit_render.py turns it into the
+Requests only append a compact record (fhirhub/api/audit/render.py turns it into the
 AuditEvent when read) to an in-process queue; a background thread writes batches with one
 insert_many, so auditing adds microseconds, not a database round trip, to each request.
 Events go to their own collection (not the resource store): they must not feed the

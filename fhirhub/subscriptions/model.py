@@ -39,7 +39,7 @@ TAG_SYSTEM = "https://fhirhub.example/fhir/CodeSystem/notification"
 CONNECTION_TYPES = frozenset({"hl7-fhir-rest", "rest-hook"})
 REST_HOOK = "rest-hook"
 # R4 websocket channel: the worker hands deliveries to the web process holding a bound
-# socket, which sends `ping {id}` (fhirhub/api/websocket.py); no address, no body.
+# socket, which sends `ping {id}` (fhirhub/api/websocket/channel.py); no address, no body.
 WEBSOCKET = "websocket"
 CHANNEL_TYPES = (REST_HOOK, WEBSOCKET)
 PAYLOAD_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/endpoint-payload-type"

@@ -33,7 +33,7 @@ WORKER = "fhirhub-notification-worker"
 def dead_letter_record(
     subscriber: str, delivery: dict[str, Any], attempts: int, error: str, now: datetime
 ) -> dict[str, Any]:
-    """An audit-log record (the shape fhirhub/api/auth_audit.py searches)."""
+    """An audit-log record (the shape fhirhub/api/audit/search.py searches)."""
     event_id = AuditLog.new_id(now)
     focus = f"{delivery['t']}/{delivery['rid']}/_history/{delivery['v']}"
     patients = list(delivery.get("pat") or [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from fhirhub.api.requests import hub
+from fhirhub.api.fhir.requests import hub
 from fhirhub.auth.discovery import smart_configuration
 
 bp = Blueprint("smart", __name__)

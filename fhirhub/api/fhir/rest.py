@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import hub, patch_body, query_string, resource_body
-from fhirhub.api.responses import read_response, write_response
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import hub, patch_body, query_string, resource_body
+from fhirhub.api.fhir.responses import read_response, write_response
 from fhirhub.fhir.errors import BadRequest, Issue, NotFound
 from fhirhub.fhir.operation_outcome import outcome
 from fhirhub.service import access

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 from flask import Flask, Response
 
-from fhirhub.api.negotiation import FHIR_JSON
-from fhirhub.api.requests import current_globals, current_request
+from fhirhub.api.fhir.negotiation import FHIR_JSON
+from fhirhub.api.fhir.requests import current_globals, current_request
 from fhirhub.subscriptions import secrets
 
 # Headers the Response constructor itself sets: a caller's value must replace them. Any

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from fhirhub.api.negotiation import SEARCH_BODY, check_request_mime
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import hub
+from fhirhub.api.fhir.negotiation import SEARCH_BODY, check_request_mime
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import hub
 from fhirhub.fhir.errors import NotFound
 from fhirhub.service import access
 from fhirhub.service.everything import Everything

@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response
 
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import current_request, hub, resource_body
-from fhirhub.api.responses import read_response
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import current_request, hub, resource_body
+from fhirhub.api.fhir.responses import read_response
 from fhirhub.fhir.errors import MethodNotAllowed, NotFound
 from fhirhub.operations import parameters
 from fhirhub.operations.model import Call, Policy, Result

@@ -8,7 +8,7 @@ from flask import Request, current_app, g, request
 from flask.ctx import _AppCtxGlobals
 from gunicorn.http.errors import ParseException
 
-from fhirhub.api.negotiation import PATCH_BODY, RESOURCE_BODY, check_request_mime
+from fhirhub.api.fhir.negotiation import PATCH_BODY, RESOURCE_BODY, check_request_mime
 from fhirhub.fhir.errors import BadRequest, PayloadTooLarge
 from fhirhub.fhir.json_body import parse_json, parse_resource
 from fhirhub.hub import Hub

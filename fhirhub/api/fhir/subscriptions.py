@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import hub
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import hub
 
 bp = Blueprint("subscriptions", __name__)
 

@@ -13,15 +13,15 @@ from typing import Any
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from fhirhub.api import auth_events
-from fhirhub.api.requests import hub
+from fhirhub.api.auth import events as auth_events
+from fhirhub.api.fhir.requests import hub
 from fhirhub.auth.authorize import PageError, RedirectError
 from fhirhub.auth.picker import MAX_TEXT, SEARCH_BY
 from fhirhub.auth.scopes import Scopes
 from fhirhub.auth.throttle import LoginThrottled
 from fhirhub.storage.auth_store import Record
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "auth" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "auth" / "templates"
 bp = Blueprint("auth_pages", __name__, template_folder=str(TEMPLATES))
 COOKIE = "fhirhub_auth"
 LETTERS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}

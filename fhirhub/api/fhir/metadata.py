@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from fhirhub.api.render import fhir_response
+from fhirhub.api.fhir.render import fhir_response
 from fhirhub.hub import Hub
 
 bp = Blueprint("metadata", __name__)

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Request, Response, request
 
-from fhirhub.api.audit_render import code_conditions, render
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import current_request, hub
+from fhirhub.api.audit.render import code_conditions, render
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import current_request, hub
 from fhirhub.auth.audit import AuditLog, now
 from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.errors import BadRequest, Forbidden
@@ -55,7 +55,7 @@ def rest_event(
     req: Request | None = None,
 ) -> dict[str, Any]:
     """One audit record for a RESTful interaction (a request, or one bundle entry). Stored
-    compact: fhirhub/api/audit_render.py builds the AuditEvent resource when searched."""
+    compact: fhirhub/api/audit/render.py builds the AuditEvent resource when searched."""
     moment = now()
     who: list[str] = []
     patient = None

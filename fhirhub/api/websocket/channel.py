@@ -24,11 +24,11 @@ from pymongo.errors import PyMongoError
 from simple_websocket import ConnectionClosed
 from werkzeug.routing import WebsocketMismatch
 
-from fhirhub.api import errors
-from fhirhub.api.auth_audit import audit_event
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import hub
-from fhirhub.api.websocket_pings import Connection, SocketRegistry
+from fhirhub.api.audit.search import audit_event
+from fhirhub.api.fhir import errors
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import hub
+from fhirhub.api.websocket.pings import Connection, SocketRegistry
 from fhirhub.fhir.errors import BadRequest, FhirError, ServiceUnavailable
 from fhirhub.fhir.operation_outcome import outcome_for_error
 from fhirhub.hub import Hub

@@ -9,7 +9,7 @@ from pymongo.errors import ConnectionFailure, OperationFailure
 from werkzeug.exceptions import HTTPException
 
 from fhirhub.api.availability import gate_of, unavailable_response
-from fhirhub.api.render import fhir_response
+from fhirhub.api.fhir.render import fhir_response
 from fhirhub.fhir.errors import FhirError, Issue
 from fhirhub.fhir.operation_outcome import outcome, outcome_for_error
 from fhirhub.storage.availability import database_unavailable

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from flask import Response
 
-from fhirhub.api.auth_audit import rest_event
+from fhirhub.api.audit.search import rest_event
 from fhirhub.service.bundle_entries import EntryOp
 
 ACTIONS = {"POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D", "GET": "R", "HEAD": "R"}

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import request
 
-from fhirhub.api.requests import hub
+from fhirhub.api.fhir.requests import hub
 from fhirhub.auth.audit import AuditLog, now
 
 OUTCOMES = {"ok": "0", "refused": "4", "alarm": "8"}
@@ -38,7 +38,7 @@ def record(
 ) -> None:
     """Queue one event. `kind`: login, authorize, token, introspect or revoke; `outcome`:
     ok, refused or alarm; `details`: non-secret facts such as grant_type and scope. Stored
-    compact; fhirhub/api/audit_render.py builds the AuditEvent resource when searched."""
+    compact; fhirhub/api/audit/render.py builds the AuditEvent resource when searched."""
     moment = now()
     who = [fhir_user] if user and fhir_user else []
     who += [f"user:{user}"] if user else []

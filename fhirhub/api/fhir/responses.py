@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Request, Response
 
-from fhirhub.api.render import fhir_response
-from fhirhub.api.requests import current_request, hub
+from fhirhub.api.fhir.render import fhir_response
+from fhirhub.api.fhir.requests import current_request, hub
 from fhirhub.fhir.errors import Issue
 from fhirhub.fhir.operation_outcome import outcome
 from fhirhub.service.resources import WriteResult

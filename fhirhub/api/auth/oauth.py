@@ -12,15 +12,15 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, request
 
-from fhirhub.api import auth_events
-from fhirhub.api.requests import hub
+from fhirhub.api.auth import events as auth_events
+from fhirhub.api.fhir.requests import hub
 from fhirhub.auth.clients import claimed_client_id
 from fhirhub.auth.discovery import openid_configuration
 from fhirhub.auth.errors import OAuthError, invalid_request
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent.parent / "auth" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "auth" / "static"
 bp = Blueprint("auth", __name__, static_folder=str(STATIC), static_url_path="/static")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -13,10 +13,10 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from fhirhub.api import operations
-from fhirhub.api.audit_bundle import entry_events
-from fhirhub.api.auth_audit import audit_event
-from fhirhub.api.requests import current_globals, current_request, hub
+from fhirhub.api.audit.bundle import entry_events
+from fhirhub.api.audit.search import audit_event
+from fhirhub.api.fhir import operations
+from fhirhub.api.fhir.requests import current_globals, current_request, hub
 from fhirhub.auth.policy import TokenPolicy
 from fhirhub.config import Settings
 from fhirhub.fhir.errors import ConfigurationError, Forbidden

@@ -1,0 +1,1 @@
+"""AuditEvents of requests: recorded per request and Bundle entry, searched by admins."""

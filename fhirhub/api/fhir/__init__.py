@@ -1,0 +1,1 @@
+"""The FHIR REST endpoint under /fhir: thin views, negotiation, rendering, errors."""
