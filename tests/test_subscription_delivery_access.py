@@ -163,3 +163,22 @@ def test_websocket_pings_carry_the_owners_access(
             assert no_message(ws, 0.5)
     skipped = delivery_state(auth_hub, sub, theirs)
     assert skipped["st"] == "skipped" and "owner may not read" in skipped["err"]
+
+
+def test_criteria_only_matching_what_the_owner_may_not_read_are_refused(
+    auth_client: FlaskClient, auth_hub: Hub, auth_worker: NotificationWorker
+) -> None:
+    alice = token(auth_hub, "user/*.cruds", user="alice")
+    drheart = token(auth_hub, "user/*.cruds", user="drheart")
+    channel = {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/hook"}
+    refused = [
+        (alice, "Observation?patient=Patient/b"),  # another patient's data
+        (alice, "Practitioner?name=Heart"),  # a patient watches only their compartment
+        (drheart, "Observation?subject=Patient/b"),  # not on Patient/b's team
+    ]
+    for headers, criteria in refused:
+        resource = {"resourceType": "Subscription", "status": "requested", "reason": "x"}
+        resource.update(criteria=criteria, channel=channel)
+        answer = auth_client.post("/fhir/Subscription", json=resource, headers=headers)
+        assert answer.status_code == 403, (criteria, answer.get_data(as_text=True))
+    subscribe(auth_client, drheart, "Observation?patient=Patient/a", **channel)
