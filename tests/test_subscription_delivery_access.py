@@ -104,6 +104,14 @@ def test_patient_owner_is_told_only_about_their_own_compartment(
         assert received == [own], received
         skipped = delivery_state(auth_hub, sub, theirs)
         assert skipped["st"] == "skipped" and "owner may not read" in skipped["err"]
+        # A delete is judged by the version it removed: Patient/b's stays unannounced.
+        auth_hub.resources.delete("Observation", theirs)
+        later = observe(auth_hub, "a", code)
+        wait_for(lambda: finished(auth_hub, sub, later), 20, "alice's next observation")
+        assert [r.json()["id"] for r in receiver.requests if r.body] == [own, later]
+        assert all(r.headers["x-fhirhub-event"] != "delete" for r in receiver.requests)
+        gone = auth_hub.db["deliveries"].find_one({"sub": f"Subscription/{sub}", "op": "delete"})
+        assert gone is not None and gone["st"] == "skipped", gone
     finally:
         receiver.stop()
 
