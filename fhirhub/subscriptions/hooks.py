@@ -11,6 +11,9 @@ client knew must not silently rotate the key); masked header values are kept lik
 A Subscription records its owner (subscription-owner extension), set by the server from
 the token that creates it and kept by every later write, so a client can neither forge
 nor move it; its criteria must be able to match something the owner may read.
+A change of address is marked on the new version likewise (address_change.py: audited,
+verified by a ping before use), and masked header values are restored only for the same
+address, so a stored credential never follows a new one.
 """
 
 from __future__ import annotations
