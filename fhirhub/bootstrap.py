@@ -11,6 +11,7 @@ from fhirhub.storage.delivery_leases import LeaseStore
 from fhirhub.storage.migrations import merge_history
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.search_stats import LAYOUT, LAYOUT_VERSION, STATS
+from fhirhub.storage.slot_claims import SlotClaims
 from fhirhub.storage.transactions import recover
 from fhirhub.storage.websockets import SocketStore
 
@@ -37,6 +38,9 @@ PUSHDOWN_FIELDS = {
     "timer_jobs": ["_id", "st", "dm", "key"],
     "timer_keys": ["_id"],
     "timer_leases": ["_id", "name"],
+    # every Appointment write reads its owner's claims and probes keys by _id
+    "slot_claims": ["_id", "owner"],
+    "slot_claim_ends": ["_id"],
 }
 
 
@@ -96,6 +100,7 @@ def prepare_database_contents(hub: Hub, seed: bool) -> None:
     LeaseStore(hub.db).ensure_indexes()
     SocketStore(hub.db).ensure_indexes()
     hub.timer_store.ensure_indexes()
+    SlotClaims(hub.db).ensure_indexes()
     # Medication knowledge goes into the database at start: a broken site file fails the
     # start, not the first prescription.
     _ = hub.medication_knowledge

@@ -99,6 +99,7 @@ class Settings:
     # $hold keeps a time, reminder offsets before an appointment (ISO 8601 durations).
     timezone: str = "UTC"
     hold_ttl_s: int = 300
+    waitlist_offer_ttl_s: int = 7200  # how long a time offered from the waitlist is held
     reminder_offsets: str = "P7D,PT24H,PT2H"
     reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
     smtp_url: str = ""
@@ -224,6 +225,9 @@ class Settings:
             timer_poll_ms=_int(env, "FHIRHUB_TIMER_POLL_MS", defaults.timer_poll_ms),
             timezone=env.get("FHIRHUB_TIMEZONE", "").strip() or defaults.timezone,
             hold_ttl_s=_int(env, "FHIRHUB_HOLD_TTL", defaults.hold_ttl_s),
+            waitlist_offer_ttl_s=_int(
+                env, "FHIRHUB_WAITLIST_OFFER_TTL", defaults.waitlist_offer_ttl_s
+            ),
             reminder_offsets=env.get("FHIRHUB_REMINDER_OFFSETS", "").strip()
             or defaults.reminder_offsets,
             reminder_retry_base_s=_int(

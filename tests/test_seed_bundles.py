@@ -31,7 +31,14 @@ CONDITIONAL = re.compile(r"^(?P<type>[A-Za-z]+)\?identifier=(?P<system>[^|]+)\|(
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 NPI = "http://hl7.org/fhir/sid/us-npi"
-DIRECTORY_TYPES = {"Organization", "Location", "Practitioner", "PractitionerRole", "Endpoint"}
+DIRECTORY_TYPES = {
+    "Organization",
+    "Location",
+    "Practitioner",
+    "PractitionerRole",
+    "Schedule",
+    "Endpoint",
+}
 
 
 @cache

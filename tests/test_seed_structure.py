@@ -324,6 +324,7 @@ def test_every_resource_type_is_checked(checker: R4Checker) -> None:
         "Location",
         "Practitioner",
         "PractitionerRole",
+        "Schedule",
         "Endpoint",
         "Patient",
         "CareTeam",

@@ -36,4 +36,4 @@ def test_generated_bundles_have_no_validation_errors(
                 errors.append(f"{issue.expression}: {issue.diagnostics}")
         validated.update(e["resource"]["resourceType"] for e in bundle["entry"])
     assert not errors, "\n".join(errors[:40])
-    assert validated["Patient"] == patients and len(validated) == 14
+    assert validated["Patient"] == patients and len(validated) == 15

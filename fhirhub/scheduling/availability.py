@@ -4,7 +4,8 @@ A PractitionerRole is the unit that is booked: a practitioner at its location(s)
 weekly hours (availableTime minus notAvailable) in the location's time zone. Schedules of
 the role, practitioner or location limit the window (planningHorizon) and, when they have
 free Slots, booking follows the slots. Busy time is every blocking appointment of the
-practitioner (under any of its roles), the location and the patient, and busy Slots.
+practitioner (under any of its roles), the patient, the location when it is a room (not a
+site or building: a clinic sees many patients at once), and busy Slots.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from fhirhub.scheduling.rules.intervals import Interval, intersect, normalize, s
 
 NAMESPACE = uuid.UUID("9d1f6a4e-2b7c-4c55-9f0e-3c2d8a1b6e77")
 BUSY_SLOT = ("busy", "busy-unavailable", "busy-tentative", "entered-in-error")
+# Location.physicalType codes of places many appointments share (site, building, wing, ward,
+# level, corridor, road, area, jurisdiction); rooms, beds, vehicles... are booked one at a time.
+SHARED_PLACES = frozenset({"si", "bu", "wi", "wa", "lvl", "co", "rd", "area", "jdn"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Bookable:
     practitioner: str | None  # "Practitioner/x"
     location: str | None
     zone: ZoneInfo
+    location_booked: bool = True  # the location is a room whose time an appointment takes
 
     @property
     def role_ref(self) -> str:
@@ -41,12 +46,29 @@ class Bookable:
 def bookable(directory: Directory, role: Resource) -> Bookable:
     practitioner = (role.get("practitioner") or {}).get("reference")
     locations = [str(r.get("reference")) for r in role.get("location") or []]
+    location = locations[0] if locations else None
     return Bookable(
         role,
         practitioner if isinstance(practitioner, str) else None,
-        locations[0] if locations else None,
+        location,
         directory.zone(role),
+        location is not None and not shared_place(directory.read(location)),
     )
+
+
+def at_location(directory: Directory, item: Bookable, location: str) -> Bookable:
+    """The same role booked at one of its locations."""
+    booked = not shared_place(directory.read(location))
+    return Bookable(item.role, item.practitioner, location, item.zone, booked)
+
+
+def shared_place(location: Resource | None) -> bool:
+    codes = {
+        c.get("code")
+        for c in ((location or {}).get("physicalType") or {}).get("coding") or []
+        if isinstance(c, dict)
+    }
+    return bool(codes & SHARED_PLACES)
 
 
 def free_time(
@@ -76,7 +98,8 @@ def free_time(
         open_hours = hours({"availableTime": opening}, item.zone, window)
         base = intersect(base, open_hours or [])
     busy = [p for s in slots if s.get("status") in BUSY_SLOT and (p := appts.period(s))]
-    for actor in [item.practitioner or item.role_ref, item.location, *patients]:
+    room = item.location if item.location_booked else None
+    for actor in [item.practitioner or item.role_ref, room, *patients]:
         if actor:
             busy += [
                 p
@@ -151,7 +174,7 @@ def proposal(
         participants.append(
             {
                 "actor": {"reference": item.location},
-                "required": "required",
+                "required": "required" if item.location_booked else "information-only",
                 "status": "needs-action",
             }
         )

@@ -99,26 +99,41 @@ class BookingGuard:
     def _take(
         self, keys: list[str], owner: str, capacity: int, now: datetime, taken: list[str]
     ) -> list[str]:
-        """Claim each key at some seat; returns the keys no seat was free for."""
-        pending = list(keys)
+        """Claim the keys in time order; returns those not claimed (from the first one no
+        seat was free for: the booking fails anyway, and stopping there lets the contender
+        holding it get the rest; see slot_claims.take)."""
+        pending = sorted(keys, key=_bucket)
+        while pending:
+            result = self.claims.take(pending, owner, 0)
+            blocked = next((k for k in pending if result.get(k) is not None), None)
+            taken += [f"{k}#0" for k in pending if k in result and result[k] is None]
+            if blocked is None:
+                return []
+            rest = pending[pending.index(blocked) + 1 :]
+            if not self._take_elsewhere(blocked, result[blocked], owner, capacity, now, taken):
+                return [blocked, *rest]
+            pending = rest
+        return []
+
+    def _take_elsewhere(
+        self,
+        key: str,
+        holder: Held | None,
+        owner: str,
+        capacity: int,
+        now: datetime,
+        taken: list[str],
+    ) -> bool:
+        """Seat 0 of `key` is held by `holder`: take it over if stale, else another seat."""
         for seat in range(capacity):
-            if not pending:
-                break
-            result = self.claims.take(pending, owner, seat)
-            left: list[str] = []
-            for key, holder in result.items():
-                if holder is None:
-                    taken.append(f"{key}#{seat}")
-                elif self._stale(holder, now) and self.claims.end(holder):
-                    again = self.claims.take([key], owner, seat)
-                    if again[key] is None:
-                        taken.append(f"{key}#{seat}")
-                    else:
-                        left.append(key)
-                else:
-                    left.append(key)
-            pending = left
-        return pending
+            if seat:
+                holder = self.claims.take([key], owner, seat).get(key)
+            if holder is not None and self._stale(holder, now) and self.claims.end(holder):
+                holder = self.claims.take([key], owner, seat).get(key)
+            if holder is None:
+                taken.append(f"{key}#{seat}")
+                return True
+        return False
 
     def _stale(self, held: Held, now: datetime) -> bool:
         at = held.at if held.at.tzinfo else held.at.replace(tzinfo=now.tzinfo)
@@ -161,6 +176,10 @@ def check_appointment(
             raise Unprocessable(f"{reference} is not known")
         if reference not in old_slots and slot.get("status") in BUSY_SLOT:
             raise Conflict(f"{reference} is {slot.get('status')}; choose a free slot")
+
+
+def _bucket(key: str) -> int:
+    return int(key.rsplit("|", 1)[1])
 
 
 def _conflict_text(actor: str, keys: list[str]) -> str:

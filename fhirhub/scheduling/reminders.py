@@ -116,7 +116,7 @@ class Reminders:
         channel, address = found
         templates = rules.REBOOK if rebook else rules.TEMPLATES
         lang = rules.language(patient, set(templates))
-        role, who, where, phone = self._place(appointment)
+        role, who, where, phone = self.place(appointment)
         zone = self.directory.zone(role)
         interval = appts.period(appointment)
         assert interval is not None
@@ -138,7 +138,7 @@ class Reminders:
                 raise Defer(until, "quiet hours")
         return message, appointment, ""
 
-    def _place(self, appointment: Resource) -> tuple[Resource | None, str, str, str]:
+    def place(self, appointment: Resource) -> tuple[Resource | None, str, str, str]:
         role = None
         who = where = phone = ""
         for participant in appointment.get("participant") or []:

@@ -110,7 +110,7 @@ class Scheduler:
             item = avail.bookable(self.directory, role)
             if request.locations:
                 chosen = next(loc for loc in request.locations if loc in role_locations)
-                item = avail.Bookable(role, item.practitioner, chosen, item.zone)
+                item = avail.at_location(self.directory, item, chosen)
             out.append(item)
         return out
 
@@ -119,12 +119,18 @@ class Scheduler:
 
     # -- $hold and $book ---------------------------------------------------------------------
 
-    def hold(self, proposed: Resource) -> tuple[Resource, bool]:
+    def hold(
+        self,
+        proposed: Resource,
+        ttl: timedelta | None = None,
+        resource_id: str | None = None,
+    ) -> tuple[Resource, bool]:
+        """`ttl`, `resource_id`: a waitlist offer's longer hold, under an id of its own."""
         appointment = self._bookable_request(proposed, exclude=frozenset())
         appointment["status"] = "pending"
-        stored = self.resources.create("Appointment", appointment).stored
+        stored = self.resources.create("Appointment", appointment, resource_id=resource_id).stored
         assert stored.resource is not None
-        expires = self.clock() + self.hold_ttl
+        expires = self.clock() + (ttl or self.hold_ttl)
         self.timers.plan(
             f"{HOLD_KIND}:Appointment/{stored.resource_id}",
             HOLD_KIND,
@@ -278,15 +284,11 @@ class Scheduler:
                 role_locations = {str(r.get("reference")) for r in role.get("location") or []}
                 if not role_locations & set(locations):
                     continue
-                item = avail.Bookable(role, item.practitioner, locations[0], item.zone)
+                item = avail.at_location(self.directory, item, locations[0])
             if covers(avail.free_time(self.directory, item, interval, []), interval):
                 return item
         first = avail.bookable(self.directory, candidates[0])
-        return (
-            first
-            if not locations
-            else avail.Bookable(first.role, first.practitioner, locations[0], first.zone)
-        )
+        return avail.at_location(self.directory, first, locations[0]) if locations else first
 
     # -- hold expiry (a timer) ---------------------------------------------------------------
 

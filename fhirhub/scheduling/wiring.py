@@ -43,5 +43,8 @@ def register(hub: Hub) -> None:
     hub.timer_kinds.register(TimerKind(HOLD_KIND, expire, retry_base=timedelta(seconds=2)))
     from fhirhub.scheduling.reactions import register as register_reactions
     from fhirhub.scheduling.reminders import register as register_reminders
+    from fhirhub.scheduling.waitlist import register as register_waitlist
 
-    register_reactions(hub, guard, directory, register_reminders(hub, directory, zone))
+    reminders = register_reminders(hub, directory, zone)
+    waitlist = register_waitlist(hub, directory, scheduler, reminders)
+    register_reactions(hub, guard, directory, reminders, waitlist)

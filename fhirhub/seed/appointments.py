@@ -54,7 +54,13 @@ def _appointment(
             "required": "required",
             "status": "accepted",
         },
-        {"actor": clinician.site.location_ref(), "required": "required", "status": "accepted"},
+        # Where it happens, not a resource it books: the site holds every clinician's visits
+        # at once (a room would be `required`).
+        {
+            "actor": clinician.site.location_ref(),
+            "required": "information-only",
+            "status": "accepted",
+        },
     ]
     return resource
 
@@ -82,12 +88,15 @@ def add_past_appointment(ctx: PatientContext, visit: Visit) -> None:
 
 
 def _future_slot(
-    ctx: PatientContext, earliest: int, latest: int, minutes: int
+    ctx: PatientContext, clinician: Clinician, earliest: int, latest: int, minutes: int
 ) -> tuple[datetime, datetime]:
+    """A time free for the clinician and the patient in the run's calendar, near a random
+    wish (the next free quarter-hour, else a later open day)."""
     day = ctx.anchor + timedelta(days=ctx.rng.randint(earliest, latest))
     if day.weekday() >= 5:
         day += timedelta(days=7 - day.weekday())
-    start = datetime.combine(day, time(8)) + timedelta(minutes=15 * ctx.rng.randrange(33))
+    wanted = datetime.combine(day, time(8)) + timedelta(minutes=15 * ctx.rng.randrange(33))
+    start = ctx.run.calendar.place(wanted, minutes, [clinician.npi, ctx.urn], +1)
     return start, start + timedelta(minutes=minutes)
 
 
@@ -100,7 +109,7 @@ def add_future_appointments(ctx: PatientContext) -> None:
     )
     assert checkup_type is not None and followup_type is not None
     booked = _booked_on(ctx, ctx.anchor - timedelta(days=rng.randint(1, 45)))
-    start, end = _future_slot(ctx, 14, 150, 30)
+    start, end = _future_slot(ctx, ctx.gp, 14, 150, 30)
     description = f"Annual check-up with {ctx.gp.name}"
     resource = _appointment(
         ctx, "booked", ctx.gp, checkup_type, start, end, booked, None, description
@@ -114,7 +123,7 @@ def add_future_appointments(ctx: PatientContext) -> None:
     else:
         return
     clinician = condition.clinician
-    start, end = _future_slot(ctx, 3, 90, 20)
+    start, end = _future_slot(ctx, clinician, 3, 90, 20)
     booked = _booked_on(ctx, ctx.anchor - timedelta(days=rng.randint(1, 30)))
     description = f"Follow-up of {condition.definition.term.display.lower()} with {clinician.name}"
     resource = _appointment(

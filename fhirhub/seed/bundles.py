@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from random import Random
 
 import orjson
 
+from fhirhub.seed.calendar import Calendar, holidays_between
 from fhirhub.seed.context import SeedRun
 from fhirhub.seed.directory import build_directory
 from fhirhub.seed.elements import Json
@@ -31,11 +32,12 @@ def generate_bundles(
     anchor: date | None = None,
     patients_per_bundle: int = 10,
 ) -> Iterator[Json]:
-    """Yields FHIR R4 transaction Bundles: first the directory bundle (Organizations, Locations,
-    Endpoints, Practitioners, PractitionerRoles), then patient bundles. Same (patients, seed,
-    anchor) -> byte-identical output. anchor defaults to date.today(); past/future dates are
-    relative to it. Each patient's record depends only on (seed, anchor, patient number and the
-    directory), not on patients_per_bundle, which only regroups the same entries."""
+    """Yields FHIR R4 transaction Bundles: first the directory bundle (Organizations,
+    Locations, Endpoints, Practitioners, PractitionerRoles, Schedules), then patient bundles.
+    Same (patients, seed, anchor) -> byte-identical output. anchor defaults to date.today();
+    past/future dates are relative to it. Each patient's record depends only on (seed, anchor,
+    patient number, the directory and the office visits of the patients before it, which
+    share one calendar), not on patients_per_bundle, which only regroups the same entries."""
     if patients < 0:
         raise ValueError(f"patients must be >= 0, got {patients}")
     if patients_per_bundle < 1:
@@ -46,7 +48,8 @@ def generate_bundles(
 
 def _bundles(patients: int, seed: int, anchor: date, patients_per_bundle: int) -> Iterator[Json]:
     vocab = load_vocabulary()
-    directory = build_directory(patients, seed, vocab)
+    closed = closed_days(anchor, vocab.history_days)
+    directory = build_directory(patients, seed, vocab, anchor, closed)
     yield transaction(list(directory.entries))
     run = SeedRun(
         seed=seed,
@@ -54,12 +57,18 @@ def _bundles(patients: int, seed: int, anchor: date, patients_per_bundle: int) -
         vocab=vocab,
         directory=directory,
         mrn_offset=Random(f"fhirhub-seed:{seed}:mrn").randrange(100_000_000),
+        calendar=Calendar(day for day, _ in closed),
     )
     for first in range(0, patients, patients_per_bundle):
         entries: list[Json] = []
         for index in range(first, min(patients, first + patients_per_bundle)):
             entries += patient_entries(run, index)
         yield transaction(entries)
+
+
+def closed_days(anchor: date, history_days: int) -> list[tuple[date, str]]:
+    """Holidays the clinics are closed on, over the history window and a year ahead."""
+    return holidays_between(anchor - timedelta(days=history_days + 7), anchor + timedelta(days=400))
 
 
 def bundle_file_name(number: int, width: int) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from random import Random
 
+from fhirhub.seed.calendar import Calendar
 from fhirhub.seed.elements import Json, entry, ref
 from fhirhub.seed.models import (
     AllergenDef,
@@ -20,13 +21,15 @@ from fhirhub.seed.models import (
 
 @dataclass(frozen=True)
 class SeedRun:
-    """Everything fixed for one generate_bundles call."""
+    """Everything fixed for one generate_bundles call (and the one calendar its patients'
+    visits are placed in, in patient order)."""
 
     seed: int
     anchor: date
     vocab: Vocabulary
     directory: Directory
     mrn_offset: int
+    calendar: Calendar = field(default_factory=Calendar)
 
 
 @dataclass

@@ -8,6 +8,7 @@ can be loaded in any order after the directory, and reloading the directory is h
 from __future__ import annotations
 
 import itertools
+from datetime import date
 from random import Random
 
 from fhirhub.seed.elements import (
@@ -28,11 +29,11 @@ from fhirhub.seed.elements import (
     ref,
     tho,
 )
+from fhirhub.seed.hours import available_time, not_available, schedule_entry, zone_extension
 from fhirhub.seed.models import Clinician, Directory, Place, Site, Vocabulary
 
 PATIENTS_PER_CLINICIAN = 10
 MIN_CLINICIANS = 5
-WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
 
 def clinician_count(patients: int) -> int:
@@ -80,6 +81,7 @@ def _site_entries(site: Site, parent: Site | None, vocab: Vocabulary) -> tuple[J
     telecom = [{"system": "phone", "value": site.phone, "use": "work"}]
     org: Json = {
         "resourceType": "Organization",
+        "extension": [zone_extension()],
         "identifier": [identifier(NPI_SYSTEM, site.npi, NPI_TYPE)],
         "active": True,
         "type": [tho("organization-type", "prov", "Healthcare Provider").concept()],
@@ -91,6 +93,7 @@ def _site_entries(site: Site, parent: Site | None, vocab: Vocabulary) -> tuple[J
         org["partOf"] = ref(parent.urn, parent.name)
     location: Json = {
         "resourceType": "Location",
+        "extension": [zone_extension()],
         "identifier": [identifier(LOCATION_SYSTEM, site.location_id)],
         "status": "active",
         "name": site.name,
@@ -108,8 +111,15 @@ def _site_entries(site: Site, parent: Site | None, vocab: Vocabulary) -> tuple[J
 
 
 def _clinician_entries(
-    rng: Random, clinician: Clinician, given: str, family: str, sex: str, vocab: Vocabulary
+    rng: Random,
+    clinician: Clinician,
+    given: str,
+    family: str,
+    sex: str,
+    vocab: Vocabulary,
+    hours: tuple[date, list[tuple[date, str]]],
 ) -> list[Json]:
+    anchor, closed = hours
     degree, degree_name, _ = rng.choices(
         vocab.directory["degrees"], [d[2] for d in vocab.directory["degrees"]]
     )[0]
@@ -164,16 +174,8 @@ def _clinician_entries(
         ],
         "location": [ref(site.location_urn, site.name)],
         "telecom": [{"system": "phone", "value": site.phone, "use": "work"}],
-        # Emergency physicians work shifts around the clock; clinic physicians office hours.
-        "availableTime": [
-            {"daysOfWeek": [*WEEKDAYS, "sat", "sun"], "allDay": True}
-            if emergency
-            else {
-                "daysOfWeek": list(WEEKDAYS),
-                "availableStartTime": "08:00:00",
-                "availableEndTime": "17:00:00",
-            }
-        ],
+        "availableTime": available_time(emergency),
+        "notAvailable": not_available(closed, anchor),
         "endpoint": [ref(endpoint_urn)],
     }
     endpoint: Json = {
@@ -191,10 +193,18 @@ def _clinician_entries(
         conditional_entry(endpoint_urn, endpoint, ENDPOINT_SYSTEM, f"ep-{clinician.npi}"),
         conditional_entry(practitioner_urn, practitioner, NPI_SYSTEM, clinician.npi),
         conditional_entry(role_urn, role, ROLE_SYSTEM, clinician.role_id),
+        schedule_entry(new_urn(rng), clinician, role_urn, practitioner_urn, anchor),
     ]
 
 
-def build_directory(patients: int, seed: int, vocab: Vocabulary) -> Directory:
+def build_directory(
+    patients: int,
+    seed: int,
+    vocab: Vocabulary,
+    anchor: date,
+    closed: list[tuple[date, str]],
+) -> Directory:
+    """`anchor` and `closed` (holidays): the roles' notAvailable and Schedules' horizon."""
     rng = Random(f"fhirhub-seed:{seed}:directory")
     npi_offset = rng.randrange(10**8)
     serial = itertools.count()
@@ -241,12 +251,12 @@ def build_directory(patients: int, seed: int, vocab: Vocabulary) -> Directory:
         site = clinics[k % len(clinics)] if specialty.primary_care else hospital
         clinician = Clinician(npi, f"Dr. {given} {family}", specialty, site, f"role-{npi}")
         clinicians.append(clinician)
-        people += _clinician_entries(rng, clinician, given, family, sex, vocab)
+        people += _clinician_entries(rng, clinician, given, family, sex, vocab, (anchor, closed))
     by_specialty: dict[str, list[Clinician]] = {}
     for clinician in clinicians:
         by_specialty.setdefault(clinician.specialty.key, []).append(clinician)
     # Referenced resources first, so a server that processes entries in order still resolves.
-    order = {"Endpoint": 0, "Practitioner": 1, "PractitionerRole": 2}
+    order = {"Endpoint": 0, "Practitioner": 1, "PractitionerRole": 2, "Schedule": 3}
     entries += sorted(people, key=lambda e: order[e["resource"]["resourceType"]])
     return Directory(
         hospital=hospital,

@@ -94,9 +94,12 @@ def _plan_visit(ctx: PatientContext, kind: EncounterKind, day: date, ago: int) -
         clinician = rng.choice(pool) if pool else ctx.gp
         site = directory.hospital
     if kind.act_class.code == "AMB":
-        start = office_slot(ctx, weekday_on_or_before(day))
+        wanted = office_slot(ctx, weekday_on_or_before(day))
         assert kind.minutes is not None
-        end = start + timedelta(minutes=5 * (rng.randint(*kind.minutes) // 5))
+        minutes = 5 * (rng.randint(*kind.minutes) // 5)
+        # Earlier if that time is taken: a past visit must stay before the anchor date.
+        start = ctx.run.calendar.place(wanted, minutes, [clinician.npi, ctx.urn], -1)
+        end = start + timedelta(minutes=minutes)
     elif kind.days is not None:
         start = datetime.combine(day, time(rng.randrange(24), rng.randrange(0, 60, 5)))
         stay = min(rng.randint(*kind.days), ago - 1)

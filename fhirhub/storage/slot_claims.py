@@ -54,36 +54,49 @@ class SlotClaims:
         self.clock = clock
 
     def ensure_indexes(self) -> None:
+        """Also creates both collections, so the embedded database's GIN indexes (bootstrap
+        PUSHDOWN_FIELDS) exist before the first booking: without them every claim lookup
+        scans all claims (seeding 1,000 patients slowed from 40 to 8 patients a minute)."""
         self.claims.create_index([("owner", ASCENDING)], name="claim_owner")
+        self.ends.create_index([("at", ASCENDING)], name="claim_end_at")
 
     def take(self, keys: list[str], owner: str, seat: int = 0) -> dict[str, Held | None]:
-        """Try to claim `keys` at `seat`: for each key, None when it is now ours (or was
-        already), else the claim that holds it."""
+        """Try to claim `keys` at `seat`, in the order given, stopping at the first key
+        someone else holds. For each key tried: None when it is now ours (or was already),
+        else the claim that holds it; keys after that one are not tried (not in the result).
+
+        Every writer claims in the same (sorted) order, so among bookings of the same time
+        the first key decides and one of them gets all its keys. Claiming all at once in
+        any order let two contenders each get part and both fail: 16 clients over HTTP
+        left 4 of 8 contested times with no booking at all."""
         now = self.clock()
-        docs = [self._doc(key, seat, owner, now) for key in keys]
-        failed: set[str] = set()
-        if docs:
+        out: dict[str, Held | None] = {}
+        pending = [self._doc(key, seat, owner, now) for key in keys]
+        while pending:
             try:
-                self.claims.insert_many(docs, ordered=False)
+                self.claims.insert_many(pending, ordered=True)  # stops at the first failure
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
-                if any(e.get("code") != 11000 for e in errors):
+                if not errors or any(e.get("code") != 11000 for e in errors):
                     raise
-                failed = {docs[e["index"]]["_id"] for e in errors}
-        out: dict[str, Held | None] = {}
-        for doc in docs:
-            if doc["_id"] not in failed:
-                out[doc["key"]] = None
-                continue
+                index = min(e["index"] for e in errors)
+            else:
+                index = len(pending)
+            out.update({doc["key"]: None for doc in pending[:index]})
+            if index == len(pending):
+                break
+            doc = pending[index]
             holder = self.get(doc["_id"])
             if holder is None:  # ended meanwhile: try once more
                 try:
                     self.claims.insert_one(self._doc(doc["key"], seat, owner, now))
-                    out[doc["key"]] = None
-                    continue
                 except DuplicateKeyError:
                     holder = self.get(doc["_id"])
-            out[doc["key"]] = None if holder is None or holder.owner == owner else holder
+            if holder is not None and holder.owner != owner:
+                out[doc["key"]] = holder
+                break
+            out[doc["key"]] = None
+            pending = pending[index + 1 :]
         return out
 
     def get(self, claim_id: str) -> Held | None:

@@ -139,6 +139,10 @@ class TimerStore:
     def ensure_indexes(self) -> None:
         self.jobs.create_index([("st", ASCENDING), ("dm", ASCENDING)], name="timer_due")
         self.jobs.create_index([("key", ASCENDING)], name="timer_key")
+        # Creates the collection at start, so the embedded database's GIN index on its _id
+        # (bootstrap PUSHDOWN_FIELDS, made only for existing collections) is there before
+        # the first plan; otherwise each key lookup scans every key ever planned.
+        self.keys.create_index([("plan", ASCENDING)], name="timer_key_plan")
         self.leases.ensure_indexes()
 
     # -- planners ----------------------------------------------------------------------------
