@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,6 +19,8 @@ sys.path.insert(0, str(ROOT))
 from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
 
 FHIR = {"Content-Type": "application/fhir+json"}
+TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
+RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 
 
 def start_server(
@@ -121,3 +124,44 @@ def run_for(seconds: float, threads: int, op: Callable[[int], None]) -> tuple[fl
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def post(client: httpx.Client, base: str, resource: dict[str, Any]) -> dict[str, Any]:
+    """Create a resource; anything but 201 stops the benchmark."""
+    response = client.post(f"{base}/{resource['resourceType']}", json=resource, headers=FHIR)
+    assert response.status_code == 201, response.text[:300]
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def endpoint_role(
+    client: httpx.Client, base: str, address: str, types: tuple[str, ...] = ()
+) -> str:
+    """A PractitionerRole with its own rest-hook Endpoint at `address` (a care-team member
+    whose notifications a loopback receiver counts), taking only changes of `types` when
+    given (payloadType resource-types codings); returns "PractitionerRole/<id>"."""
+    payload = [{"coding": [{"system": RESOURCE_TYPES, "code": t}]} for t in types]
+    endpoint = post(
+        client,
+        base,
+        {
+            "resourceType": "Endpoint",
+            "status": "active",
+            "connectionType": {
+                "system": f"{TERMINOLOGY}/endpoint-connection-type",
+                "code": "hl7-fhir-rest",
+            },
+            "payloadType": payload or [{"text": "any"}],
+            "address": address,
+        },
+    )
+    role = post(
+        client,
+        base,
+        {
+            "resourceType": "PractitionerRole",
+            "active": True,
+            "endpoint": [{"reference": f"Endpoint/{endpoint['id']}"}],
+        },
+    )
+    return f"PractitionerRole/{role['id']}"

@@ -2,16 +2,21 @@
 
 Usage: .venv/bin/python bench/monitoring.py [--patients 1000] [--rate 50] [--seconds 20]
                                             [--burst-rate 500] [--burst-seconds 10]
+                                            [--workers 1] [--timer-threads 4]
+                                            [--team-gets all|alerts]
 
 Starts its own `fhirhub serve` without a worker (embedded database under var/bench-monitor,
-free ports, no seed), a loopback HTTP receiver and one `fhirhub worker`; creates --patients
+free ports, no seed), a loopback HTTP receiver and --workers `fhirhub worker` processes
+(each with --timer-threads threads for reactions and timers); creates --patients
 patients, each with an RPM CarePlan (heart rate) and a CareTeam whose PractitionerRole has
-its own Endpoint. Then heart-rate readings are POSTed open-loop (paced) at --rate per second
-for --seconds, every tenth one out of range (131 /min) for a patient not yet alerted, and a
-burst at --burst-rate for --burst-seconds likewise. Latency = receipt of the alert's Flag at
-the patient's endpoint - the time the Observation's POST returned (committed). Also: Flags
-per rule and per patient (duplicates), worker CPU per reading (its utime+stime over the
-readings handled), backlog drain time after the burst (last POST -> last alert received).
+its own Endpoint (taking every change, or with --team-gets alerts only Flags and Tasks, as
+an RPM team's alert inbox would). Then heart-rate readings are POSTed open-loop (paced) at
+--rate per second for --seconds, every tenth one out of range (131 /min) for a patient not
+yet alerted, and a burst at --burst-rate for --burst-seconds likewise. Latency = receipt of
+the alert's Flag at the patient's endpoint - the time the Observation's POST returned
+(committed). Also: Flags per rule and per patient (duplicates), worker CPU per reading
+(utime+stime of the worker processes over the readings handled), backlog drain time after
+the burst (last POST -> last alert received).
 Not a test: numbers only.
 """
 
@@ -35,52 +40,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from harness import endpoint_role, pct, post  # noqa: E402
 from notifications import (  # noqa: E402
-    TERMINOLOGY,
     Receiver,
     busy_since,
     cpu_ticks,
     environment,
     paced,
-    pct,
-    post,
     start,
     stop,
     wait_until,
 )
 
 from fhirhub.embedded.ports import wait_for_port  # noqa: E402
-from fhirhub.monitoring.enrolment import CATEGORY, CATEGORY_SYSTEM  # noqa: E402
+from fhirhub.monitoring.enrolment.plans import CATEGORY, CATEGORY_SYSTEM  # noqa: E402
 
 LOINC = "http://loinc.org"
 
 
-def enrol(client: httpx.Client, base: str, receiver: Receiver, p: int) -> str:
+def enrol(
+    client: httpx.Client, base: str, receiver: Receiver, p: int, types: tuple[str, ...]
+) -> str:
     patient = post(client, base, {"resourceType": "Patient", "name": [{"family": f"M{p}"}]})
     ref = f"Patient/{patient['id']}"
-    endpoint = post(
-        client,
-        base,
-        {
-            "resourceType": "Endpoint",
-            "status": "active",
-            "connectionType": {
-                "system": f"{TERMINOLOGY}/endpoint-connection-type",
-                "code": "hl7-fhir-rest",
-            },
-            "payloadType": [{"text": "any"}],
-            "address": f"http://127.0.0.1:{receiver.port}/ep/{patient['id']}",
-        },
-    )
-    role = post(
-        client,
-        base,
-        {
-            "resourceType": "PractitionerRole",
-            "active": True,
-            "endpoint": [{"reference": f"Endpoint/{endpoint['id']}"}],
-        },
-    )
+    address = f"http://127.0.0.1:{receiver.port}/ep/{patient['id']}"
+    role = endpoint_role(client, base, address, types)
     post(
         client,
         base,
@@ -88,7 +72,7 @@ def enrol(client: httpx.Client, base: str, receiver: Receiver, p: int) -> str:
             "resourceType": "CareTeam",
             "status": "active",
             "subject": {"reference": ref},
-            "participant": [{"member": {"reference": f"PractitionerRole/{role['id']}"}}],
+            "participant": [{"member": {"reference": role}}],
         },
     )
     post(
@@ -176,9 +160,10 @@ def worker_cpu(pid: int) -> float:
 
 
 def measure(
-    label: str, run: Run, receiver: Receiver, rate: float, seconds: float, worker_pid: int
+    label: str, run: Run, receiver: Receiver, rate: float, seconds: float, worker_pids: list[int]
 ) -> str:
-    ticks, cpu = cpu_ticks(), worker_cpu(worker_pid)
+    print(f"measuring: {label}", flush=True)
+    ticks, cpu = cpu_ticks(), sum(worker_cpu(pid) for pid in worker_pids)
     began = time.time()
     paced(rate, seconds, 16, run.write)
     posted = time.time()
@@ -187,13 +172,13 @@ def measure(
     latencies = [received[p] - t for p, t in run.acked.items() if p in received]
     drain = max((received[p] for p in run.acked if p in received), default=posted) - posted
     wait_until(lambda: False, 2)  # let the worker finish the in-range readings' reactions
-    used = worker_cpu(worker_pid) - cpu
+    used = sum(worker_cpu(pid) for pid in worker_pids) - cpu
     achieved = run.count / max(posted - began, 1e-9)
     return (
         f"| {label} | {run.count} ({achieved:.0f}/s) | {len(latencies)} | "
         f"{pct(latencies, 0.5):.0f} | {pct(latencies, 0.95):.0f} | {pct(latencies, 0.99):.0f} | "
         f"{len(run.acked) - len(latencies)} | {used / max(run.count, 1) * 1000:.1f} | "
-        f"{max(drain, 0):.1f} | {busy_since(ticks)} |"
+        f"{max(drain, 0):.1f} | {busy_since(ticks)}, load average {os.getloadavg()[0]:.1f} |"
     )
 
 
@@ -204,14 +189,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--burst-rate", type=float, default=500.0)
     parser.add_argument("--burst-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--team-gets",
+        choices=("all", "alerts"),
+        default="all",
+        help="the team's Endpoints take every change (all) or only Flag and Task (alerts)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="`fhirhub worker` processes")
+    parser.add_argument("--timer-threads", type=int, default=0, help="FHIRHUB_TIMER_THREADS")
     args = parser.parse_args()
+    types = ("Flag", "Task") if args.team_gets == "alerts" else ()
     var_dir = ROOT / "var" / "bench-monitor"
     subprocess.run(["rm", "-rf", str(var_dir)], check=True)
     receiver = Receiver()
     env, port = environment(var_dir, receiver.port)
     env["FHIRHUB_DB_NAME"] = "bench_monitor"
     server = start(["serve"], env)
-    worker: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     base = f"http://127.0.0.1:{port}/fhir"
     rows = []
     try:
@@ -222,12 +216,14 @@ def main() -> None:
         with ThreadPoolExecutor(8) as pool:
             patients = list(
                 pool.map(
-                    lambda p: enrol(httpx.Client(timeout=60), base, receiver, p),
+                    lambda p: enrol(httpx.Client(timeout=60), base, receiver, p, types),
                     range(args.patients),
                 )
             )
         print(f"{args.patients} patients enrolled in {time.time() - set_up:.0f} s", flush=True)
-        worker = start(["worker"], env)
+        if args.timer_threads:
+            env["FHIRHUB_TIMER_THREADS"] = str(args.timer_threads)
+        workers = [start(["worker"], env) for _ in range(args.workers)]
         probe = patients[-1]
         post(client, base, reading(probe, 131))
         wait_until(lambda: probe.split("/")[1] in flag_times(receiver), 180)
@@ -250,7 +246,7 @@ def main() -> None:
                 receiver,
                 args.rate,
                 args.seconds,
-                worker.pid,
+                [w.pid for w in workers],
             )
         )
         print(rows[-1], flush=True)
@@ -262,7 +258,7 @@ def main() -> None:
                 receiver,
                 args.burst_rate,
                 args.burst_seconds,
-                worker.pid,
+                [w.pid for w in workers],
             )
         )
         print(rows[-1], flush=True)
@@ -279,7 +275,7 @@ def main() -> None:
         duplicates = sum(n - 1 for n in per_alert.values() if n > 1)
         print(f"\nFlags per rule: {dict(per_rule)}; duplicate open alerts: {duplicates}")
     finally:
-        if worker is not None:
+        for worker in workers:
             stop(worker)
         stop(server)
         receiver.server.shutdown()

@@ -33,10 +33,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
 
-FHIR = {"Content-Type": "application/fhir+json"}
-TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
+from harness import endpoint_role, pct, post  # noqa: E402
+
+from fhirhub.embedded.ports import free_port, wait_for_port  # noqa: E402
 
 
 class Receiver:
@@ -112,43 +113,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-def post(client: httpx.Client, base: str, resource: dict[str, Any]) -> dict[str, Any]:
-    response = client.post(f"{base}/{resource['resourceType']}", json=resource, headers=FHIR)
-    assert response.status_code == 201, response.text[:300]
-    created: dict[str, Any] = response.json()
-    return created
-
-
 def set_up_patients(client: httpx.Client, base: str, receiver: Receiver, n: int) -> list[str]:
     patients = []
     for p in range(n):
         patient = post(client, base, {"resourceType": "Patient", "name": [{"family": f"B{p}"}]})
         members = []
         for k in range(2):
-            endpoint = post(
-                client,
-                base,
-                {
-                    "resourceType": "Endpoint",
-                    "status": "active",
-                    "connectionType": {
-                        "system": f"{TERMINOLOGY}/endpoint-connection-type",
-                        "code": "hl7-fhir-rest",
-                    },
-                    "payloadType": [{"text": "any"}],
-                    "address": f"http://127.0.0.1:{receiver.port}/ep/{p}-{k}",
-                },
-            )
-            role = post(
-                client,
-                base,
-                {
-                    "resourceType": "PractitionerRole",
-                    "active": True,
-                    "endpoint": [{"reference": f"Endpoint/{endpoint['id']}"}],
-                },
-            )
-            members.append({"member": {"reference": f"PractitionerRole/{role['id']}"}})
+            role = endpoint_role(client, base, f"http://127.0.0.1:{receiver.port}/ep/{p}-{k}")
+            members.append({"member": {"reference": role}})
         team = {
             "resourceType": "CareTeam",
             "status": "active",
@@ -206,11 +178,6 @@ def busy_since(start: tuple[int, int]) -> str:
     busy, total = cpu_ticks()
     share = (busy - start[0]) / max(1, total - start[1])
     return f"machine CPU {share:.0%} busy ({os.cpu_count()} CPUs, all processes)"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:

@@ -103,7 +103,7 @@ class Settings:
     reminder_offsets: str = "P7D,PT24H,PT2H"
     reminder_retry_base_s: int = 15  # first retry of a failed send; doubles, capped at 5 min
     smtp_url: str = ""
-    # Remote patient monitoring: a site's rules file (fhirhub/monitoring/knowledge.py).
+    # Remote patient monitoring: a site's rules file (fhirhub/monitoring/rules/table.py).
     monitoring_rules: str = ""
     smtp_from: str = "fhirhub@localhost"
     sms_url: str = ""

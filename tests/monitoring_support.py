@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from flask.testing import FlaskClient
 
-from fhirhub.monitoring.alerts_model import ALERT_SYSTEM
-from fhirhub.monitoring.enrolment import CATEGORY, CATEGORY_SYSTEM
+from fhirhub.monitoring.alerts.model import ALERT_SYSTEM
+from fhirhub.monitoring.enrolment.plans import CATEGORY, CATEGORY_SYSTEM
 from tests.helpers import body, create
 from tests.test_notifications_support import wait_for
 
@@ -95,6 +95,6 @@ def wait_alert(
 
 
 def alert_count(flag: dict[str, Any]) -> int:
-    from fhirhub.monitoring.alerts_model import state
+    from fhirhub.monitoring.alerts.model import state
 
     return int(state(flag)["count"])

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
-from fhirhub.monitoring.risk_model import total_of
-from fhirhub.monitoring.risk_reactions import MORSE_URL
+from fhirhub.monitoring.risk.model import total_of
+from fhirhub.monitoring.risk.reactions import MORSE_URL
 from fhirhub.monitoring.wiring import install_knowledge
 from fhirhub.worker.runner import NotificationWorker
 from tests.helpers import body, create

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from fhirhub.fhir.errors import ConfigurationError
-from fhirhub.monitoring import knowledge
-from fhirhub.monitoring.enrolment import from_plan
-from fhirhub.monitoring.readings import readings
-from fhirhub.monitoring.rules import Point, evaluate, limit_of
-from fhirhub.monitoring.units import BY_NAME, normalise
+from fhirhub.monitoring.enrolment.plans import from_plan
+from fhirhub.monitoring.readings.observations import readings
+from fhirhub.monitoring.readings.units import BY_NAME, normalise
+from fhirhub.monitoring.rules import table as knowledge
+from fhirhub.monitoring.rules.verdicts import Point, evaluate, limit_of, reach
 from tests.monitoring_support import care_plan, vital
 
 T0 = datetime(2026, 1, 10, 8, 0, tzinfo=UTC)
@@ -167,3 +167,23 @@ def test_every_shipped_rule_names_a_source() -> None:
     shipped = json.loads(knowledge.SHIPPED.read_text())
     for rule in shipped["rules"]:
         assert rule["source"] in shipped["sources"] or rule["source"] == "care plan"
+
+
+def test_a_reading_reads_back_only_as_far_as_its_rules_look() -> None:
+    """Thresholds need the trigger and later readings, a gain its window, a run of
+    consecutive readings the longest history (the series per reading stays bounded)."""
+    week = timedelta(days=8)
+    rules = RULES.rules
+    heart = [rules["heart-rate-high"], rules["heart-rate-low"]]
+    assert reach(heart, T0, week) == T0
+    weight = [rules["weight-gain-3d"], rules["weight-gain-7d"]]
+    assert reach(weight, T0, week) == T0 - timedelta(days=7)
+    systolic = [rules["systolic-high"], rules["systolic-high-3x"]]
+    assert reach(systolic, T0, week) == T0 - week
+    # The verdicts from that shorter series are those from the whole history.
+    history = [Point(T0 - timedelta(days=d), 70, f"o{d}") for d in range(1, 6)]
+    trigger = Point(T0, 131, "now")
+    later = Point(T0 + timedelta(minutes=5), 72, "later")
+    for series in ([*history, trigger, later], [trigger, later]):
+        verdict = evaluate(heart[0], series, heart[0].value, trigger)
+        assert verdict.firing and verdict.in_range_now

@@ -124,3 +124,23 @@ def test_lease_shorter_than_a_send_is_refused(settings: Settings, definitions: o
             NotificationWorker(hub)
     finally:
         hub.close()
+
+
+def test_routes_looked_up_ahead_for_a_batch_respect_a_care_team_change_inside_it(
+    client: FlaskClient, hub: Hub
+) -> None:
+    """The dispatcher looks up the routes of a batch's patients concurrently up front, but
+    only up to the first care-team change: events after it see the change."""
+    setups = [care_team(client, f"http://127.0.0.1:9/ep{k}") for k in range(3)]
+    dispatcher = NotificationWorker(hub).dispatcher
+    dispatcher.run_once()
+    before = [hub.resources.create("Observation", observation(s.patient)).stored for s in setups]
+    last = setups[-1]
+    team = hub.resources.read("CareTeam", last.team).resource
+    left = {k: v for k, v in team.items() if k != "participant"}
+    hub.resources.update("CareTeam", last.team, left)
+    after = hub.resources.create("Observation", observation(last.patient)).stored
+    dispatcher.run_once()  # one batch: three readings, the team change, one more reading
+    for stored in before:
+        assert deliveries_for(hub, f"Observation/{stored.resource_id}/1") == 1
+    assert deliveries_for(hub, f"Observation/{after.resource_id}/1") == 0

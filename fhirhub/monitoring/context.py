@@ -9,11 +9,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhirhub.fhir.errors import FhirError
-from fhirhub.monitoring.enrolment import Enrolment, from_plan, is_rpm_plan
-from fhirhub.monitoring.knowledge import Knowledge
-from fhirhub.monitoring.readings import readings
-from fhirhub.monitoring.rules import Point
-from fhirhub.monitoring.units import BY_NAME, LOINC, PANEL_BP
+from fhirhub.monitoring.enrolment.cache import EnrolmentCache
+from fhirhub.monitoring.enrolment.plans import Enrolment, from_plan, is_rpm_plan
+from fhirhub.monitoring.readings.observations import readings
+from fhirhub.monitoring.readings.units import BY_NAME, LOINC, PANEL_BP
+from fhirhub.monitoring.rules.table import Knowledge
+from fhirhub.monitoring.rules.verdicts import Point
 from fhirhub.service.resources import ResourceService
 from fhirhub.service.search import SearchService
 from fhirhub.storage.conditional_claims import ClaimStore
@@ -34,6 +35,7 @@ class Context:
     knowledge: Knowledge
     clock: Callable[[], datetime]
     channels: Any = None  # fhirhub/channels Channels (the worker's), for reminders
+    enrolments: EnrolmentCache | None = None  # None: worked out afresh every time
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         try:
@@ -51,6 +53,11 @@ class Context:
         return self.search.find_resources(resource_type, urlencode(params), MAX_READINGS)
 
     def enrolment(self, patient: str) -> Enrolment | None:
+        if self.enrolments is None:
+            return self._enrolment(patient)
+        return self.enrolments.get(patient, lambda: self._enrolment(patient))
+
+    def _enrolment(self, patient: str) -> Enrolment | None:
         plans = [
             p for p in self.find("CarePlan", subject=patient, status="active") if is_rpm_plan(p)
         ]

@@ -11,13 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fhirhub.monitoring import knowledge
+from fhirhub.monitoring.alerts.timers import kinds
 from fhirhub.monitoring.context import Context
+from fhirhub.monitoring.enrolment.cache import WATCHED, EnrolmentCache, invalidator
 from fhirhub.monitoring.reactions import on_observation, on_task
-from fhirhub.monitoring.risk_reactions import on_encounter, on_questionnaire_response
-from fhirhub.monitoring.timers import kinds
+from fhirhub.monitoring.risk.reactions import on_encounter, on_questionnaire_response
+from fhirhub.monitoring.rules import table as knowledge
 from fhirhub.operations.registry import OperationRegistry
-from fhirhub.reactions.registry import Reaction, ReactionRegistry
+from fhirhub.reactions.registry import Listener, Reaction, ReactionRegistry
+from fhirhub.storage.generations import GenerationStore
 from fhirhub.storage.store import utc_now_ms
 from fhirhub.timers.registry import TimerRegistry
 
@@ -40,6 +42,7 @@ def context(hub: Hub) -> Context:
             knowledge.load(hub.settings.monitoring_rules),
             utc_now_ms,
             _channels(hub),
+            EnrolmentCache(GenerationStore(hub.db)),
         )
         hub.__dict__[KEY] = found
     return found
@@ -56,7 +59,22 @@ def _lazy(hub: Hub, handler: Callable[[Context, Any], Any]) -> Callable[[Any], A
     return lambda item: handler(context(hub), item)
 
 
+def _version(hub: Hub) -> Callable[[str, str, int], dict[str, Any] | None]:
+    def read(resource_type: str, resource_id: str, version: int) -> dict[str, Any] | None:
+        stored = hub.store.version(resource_type, resource_id, version)
+        return None if stored is None or stored.deleted else stored.resource
+
+    return read
+
+
 def register_reactions(hub: Hub, registry: ReactionRegistry) -> None:
+    registry.listen(
+        Listener(
+            "monitoring-enrolment-cache",
+            WATCHED,
+            invalidator(GenerationStore(hub.db), _version(hub)),
+        )
+    )
     registry.register(
         Reaction("monitoring-readings", frozenset({"Observation"}), _lazy(hub, on_observation))
     )
@@ -92,7 +110,7 @@ def register_timers(hub: Hub, registry: TimerRegistry) -> None:
 
 
 def register_operations(hub: Hub, registry: OperationRegistry) -> None:
-    from fhirhub.monitoring.operations import operations
+    from fhirhub.monitoring.operations.declarations import operations
 
     for operation in operations(lambda: context(hub)):
         registry.register(operation)

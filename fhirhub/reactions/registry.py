@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pymongo.errors import PyMongoError
+
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.store import utc_now_ms
 from fhirhub.storage.timers import Job
@@ -27,14 +29,30 @@ class Reaction:
     max_attempts: int = 10
 
 
+@dataclass(frozen=True)
+class Listener:
+    """Called by the dispatcher with each batch's committed events of its types, in commit
+    order, before the batch's reaction jobs are planned: for dropping what reactions cache
+    (quick and idempotent: a crash repeats the batch). A database error retries the batch;
+    any other error is logged and the batch goes on."""
+
+    name: str
+    types: frozenset[str]
+    handler: Callable[[list[ChangeEvent]], None]
+
+
 class ReactionRegistry:
     def __init__(self) -> None:
         self._reactions: dict[str, Reaction] = {}
+        self.listeners: list[Listener] = []
 
     def register(self, reaction: Reaction) -> None:
         if reaction.name in self._reactions:
             raise ValueError(f"reaction {reaction.name!r} is registered twice")
         self._reactions[reaction.name] = reaction
+
+    def listen(self, listener: Listener) -> None:
+        self.listeners.append(listener)
 
     def get(self, name: str) -> Reaction | None:
         return self._reactions.get(name)
@@ -53,6 +71,16 @@ class ReactionQueue:
         self.timers = timers
 
     def enqueue(self, events: list[ChangeEvent]) -> int:
+        for listener in self.registry.listeners:
+            mine = [e for e in events if e.resource_type in listener.types]
+            if not mine:
+                continue
+            try:
+                listener.handler(mine)
+            except PyMongoError:
+                raise
+            except Exception:
+                log.exception("reaction listener %s", listener.name)
         jobs = [
             (f"{KIND}:{r.name}:{e.key}", KIND, utc_now_ms(), {"reaction": r.name, "event": e.key})
             for e in events

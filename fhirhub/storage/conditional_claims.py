@@ -97,6 +97,15 @@ class ClaimStore:
             for claim in held:
                 self._release(claim)
 
+    def held(self, targets: list[tuple[str, str]]) -> bool:
+        """Is any of these claimed right now (one point read each, no write)?"""
+        for resource_type, query_string in targets:
+            text = normalised(resource_type, query_string)
+            key = hashlib.sha256(text.encode()).hexdigest()
+            if self.coll.find_one({"_id": key}, {"_id": 1}) is not None:
+                return True
+        return False
+
     def check(self, held: list[ConditionalClaim]) -> None:
         """Raise rather than write once a claim may be presumed dead by others."""
         now = self.clock()

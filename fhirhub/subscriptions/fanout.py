@@ -77,6 +77,29 @@ class FanOut:
         now = self.clock()
         return [s.resource for s in self.subscriptions() if ended(s.resource.get("end"), now)]
 
+    def warm(self, events: list[ChangeEvent], map_: Callable[..., Any]) -> None:
+        """Work out, concurrently through `map_` (a thread pool's map), the routes of the
+        patients that the events up to the first routing change will need: one round of
+        lookups for a batch instead of one per patient in turn. Routes are only ever
+        looked up for the state before that change, so the cache stays exact."""
+        now = self.clock()
+        if now - self._loaded > CACHE_TTL:
+            self.reset()
+        needed: list[str] = []
+        for event in events:
+            if event.resource_type in ROUTING_TYPES or event.resource_type == "Subscription":
+                break
+            if event.resource is None:
+                continue
+            needed += [p for p in self.patients(event) if p not in self._routes]
+        needed = list(dict.fromkeys(needed))
+        if len(needed) < 2:
+            return
+        for patient, routes in zip(
+            needed, map_(lambda p: self.router.routes(p, now), needed), strict=True
+        ):
+            self._routes[patient] = routes
+
     def targets(self, event: ChangeEvent) -> list[Target]:
         now = self.clock()
         if now - self._loaded > CACHE_TTL:

@@ -169,6 +169,7 @@ class Dispatcher:
         now = self.clock()
         due = [d for d in docs if self._not_before.get(d["_id"], now) <= now]
         committed = list(self._pool.map(self.outbox.committed, due))
+        self._warm([d for d, ok in zip(due, committed, strict=True) if ok])
         ready: list[dict[str, Any]] = []
         deliveries: list[dict[str, Any]] = []
         for doc, ok in zip(due, committed, strict=True):
@@ -193,6 +194,17 @@ class Dispatcher:
         if deliveries:
             self.on_enqueued()
         return len(ready)
+
+    def _warm(self, docs: list[dict[str, Any]]) -> None:
+        """Care-team routes of the batch's patients looked up concurrently up front (the
+        fan-out below then finds them cached); a failure leaves it to the fan-out."""
+        events = [ChangeEvent.from_history(d) for d in docs]  # a delete's resource is None
+        try:
+            self.fanout.warm(events, self._pool.map)
+        except PyMongoError:
+            raise
+        except Exception:
+            log.exception("dispatcher: looking up routes ahead")
 
     def _targets(self, doc: dict[str, Any], now: datetime) -> list[Target] | None:
         """Subscribers of one event; None to try again later."""

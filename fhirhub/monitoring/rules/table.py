@@ -18,7 +18,7 @@ import jsonschema
 
 from fhirhub.fhir.errors import ConfigurationError
 
-SHIPPED = Path(__file__).parent / "knowledge" / "rules.json"
+SHIPPED = Path(__file__).parent.parent / "knowledge" / "rules.json"
 KINDS = ("below", "above", "at-or-above", "gain", "consecutive", "score", "missing")
 PRIORITIES = ("routine", "urgent", "asap", "stat")
 

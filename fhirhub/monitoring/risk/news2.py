@@ -14,14 +14,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fhirhub.monitoring.alerts import AlertBook
+from fhirhub.monitoring.alerts.book import AlertBook
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.enrolment import Enrolment
-from fhirhub.monitoring.readings import codes_of, effective_time, readings
-from fhirhub.monitoring.risk_model import assessment_id, risk_assessment
-from fhirhub.monitoring.rules import Point, Verdict
+from fhirhub.monitoring.enrolment.plans import Enrolment
+from fhirhub.monitoring.readings.observations import codes_of, effective_time, readings
+from fhirhub.monitoring.readings.units import BY_NAME, LOINC, PANEL_BP
+from fhirhub.monitoring.risk.model import assessment_id, risk_assessment
+from fhirhub.monitoring.rules.verdicts import Point, Verdict
 from fhirhub.monitoring.scores import news2
-from fhirhub.monitoring.units import BY_NAME, LOINC, PANEL_BP
 from fhirhub.storage.store import fhir_instant
 
 WINDOW = timedelta(hours=24)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from fhirhub.monitoring.readings import codes_of
-from fhirhub.monitoring.units import BY_CODE, BY_NAME, to_canonical
+from fhirhub.monitoring.readings.observations import codes_of
+from fhirhub.monitoring.readings.units import BY_CODE, BY_NAME, to_canonical
 
 CATEGORY_SYSTEM = "https://fhirhub.example/fhir/CodeSystem/monitoring"
 CATEGORY = "rpm"

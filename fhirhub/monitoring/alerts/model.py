@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fhirhub.monitoring.knowledge import PRIORITIES, Rule
-from fhirhub.monitoring.rules import Point
+from fhirhub.monitoring.rules.table import PRIORITIES, Rule
+from fhirhub.monitoring.rules.verdicts import Point
 
 ALERT_SYSTEM = "https://fhirhub.example/fhir/monitoring-alert"
 RULE_SYSTEM = "https://fhirhub.example/fhir/CodeSystem/monitoring-rule"

@@ -1,7 +1,10 @@
 """Opening, updating, closing and escalating alerts (writes through the services).
 
-Called inside the patient's monitoring claim (reactions.py), so two readings of one patient
-handled at once by two worker threads cannot both open the alert for one rule.
+Called inside the patient's monitoring claim (monitoring/reactions.py), so two readings of
+one patient handled at once by two worker threads cannot both open the alert for one rule.
+For the same reason a book, which lives for one reaction, keeps the open alerts it found or
+wrote: no one else changes this patient's alerts while the claim is held, and the alerts of
+all the rules a reading concerns are found with one search.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fhirhub.monitoring import alerts_model as model
+from fhirhub.monitoring.alerts import model as model
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.knowledge import Rule
-from fhirhub.monitoring.rules import Point, Verdict
+from fhirhub.monitoring.rules.table import Rule
+from fhirhub.monitoring.rules.verdicts import Point, Verdict
 from fhirhub.storage.store import fhir_instant
 
 ESCALATE = "monitoring-escalate"
@@ -26,13 +29,36 @@ FINISHED_TASK = frozenset({"completed", "cancelled", "failed", "rejected", "ente
 class AlertBook:
     def __init__(self, context: Context):
         self.context = context
+        self._open: dict[str, dict[str, Any] | None] = {}  # alert value -> open Flag
+
+    def prefetch(self, patient: str, rule_ids: list[str]) -> None:
+        """Find the open alerts of these rules for the patient with one search."""
+        values = [model.alert_value(patient, r) for r in rule_ids]
+        values = [v for v in dict.fromkeys(values) if v not in self._open]
+        if not values:
+            return
+        tokens = ",".join(f"{model.ALERT_SYSTEM}|{v}" for v in values)
+        flags = self.context.search.find_resources("Flag", urlencode({"identifier": tokens}), 1000)
+        for value in values:
+            self._open[value] = None
+        for flag in sorted(flags, key=lambda f: str(f.get("id"))):
+            if flag.get("status") != "active":
+                continue
+            for identifier in flag.get("identifier") or []:
+                value = identifier.get("value")
+                is_alert = identifier.get("system") == model.ALERT_SYSTEM
+                if is_alert and value in self._open and self._open[value] is None:
+                    self._open[value] = flag
+
+    def any_open(self) -> bool:
+        return any(flag is not None for flag in self._open.values())
 
     def open_alert(self, patient: str, rule_id: str) -> dict[str, Any] | None:
-        value = model.alert_value(patient, rule_id)
-        query = urlencode({"identifier": f"{model.ALERT_SYSTEM}|{value}"})
-        flags = self.context.search.find_resources("Flag", query, 1000)
-        active = [f for f in flags if f.get("status") == "active"]
-        return active[0] if active else None
+        self.prefetch(patient, [rule_id])
+        return self._open[model.alert_value(patient, rule_id)]
+
+    def _kept(self, patient: str, rule_id: str, flag: dict[str, Any] | None) -> None:
+        self._open[model.alert_value(patient, rule_id)] = flag
 
     def apply(self, patient: str, rule: Rule, verdict: Verdict, unit: str, cause: str) -> str:
         latest = verdict.latest
@@ -68,7 +94,9 @@ class AlertBook:
         tier = next((i for i, members in enumerate(tiers) if members), -1)
         owner = tiers[tier][0] if tier >= 0 else team
         resources = self.context.resources
-        resources.update("Flag", flag_id, model.flag(flag_id, patient, rule, point, unit, stamp))
+        flag = model.flag(flag_id, patient, rule, point, unit, stamp)
+        resources.update("Flag", flag_id, flag)
+        self._kept(patient, rule.id, flag)
         task = model.task(task_id, flag_id, patient, rule, point, owner, stamp, detail)
         resources.update("Task", task_id, task)
         self.plan_escalation(flag_id, task_id, patient, rule, tier, now)
@@ -95,6 +123,9 @@ class AlertBook:
             e for e in flag.get("extension") or [] if e.get("url") != model.ALERT_EXTENSION
         ] + [model.extension(kept["count"] + 1, point, unit, kept["tier"])]
         self.context.resources.update("Flag", flag["id"], updated)
+        for value, kept_flag in self._open.items():
+            if kept_flag is not None and kept_flag.get("id") == flag["id"]:
+                self._open[value] = updated
         task_id = self.task_of(flag)
         task = self.context.read("Task", task_id) if task_id else None
         if task is not None and task.get("status") not in FINISHED_TASK:
@@ -129,6 +160,9 @@ class AlertBook:
         self.context.resources.update(
             "Flag", flag_id, {**flag, "status": "inactive", "period": period}
         )
+        for value, kept_flag in self._open.items():
+            if kept_flag is not None and kept_flag.get("id") == flag_id:
+                self._open[value] = None
         self.context.timers.cancel(f"{ESCALATE}:{flag_id}")
         self.context.timers.cancel(f"{RESOLVE}:{flag_id}")
         task_id = self.task_of(flag)

@@ -8,8 +8,8 @@ import statistics
 from typing import Any
 
 from fhirhub.fhir.errors import BadRequest
-from fhirhub.monitoring.readings import effective_time, measure_of
-from fhirhub.monitoring.units import normalise
+from fhirhub.monitoring.readings.observations import effective_time, measure_of
+from fhirhub.monitoring.readings.units import normalise
 
 STATISTICS_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-statistics"
 SUPPORTED = (

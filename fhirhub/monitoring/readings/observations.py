@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from fhirhub.fhir.dates import parse_period
-from fhirhub.monitoring.units import BY_CODE, LOINC, Measure, normalise
+from fhirhub.monitoring.readings.units import BY_CODE, LOINC, Measure, normalise
 
 USABLE_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 

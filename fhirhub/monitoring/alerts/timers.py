@@ -11,12 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from fhirhub.channels.message import EMAIL, SMS, Message
-from fhirhub.monitoring import alerts_model as model
-from fhirhub.monitoring.alerts import ESCALATE, OPEN_TASK, RESOLVE, AlertBook
+from fhirhub.monitoring.alerts import model as model
+from fhirhub.monitoring.alerts.book import ESCALATE, OPEN_TASK, RESOLVE, AlertBook
 from fhirhub.monitoring.context import HISTORY, Context
 from fhirhub.monitoring.reactions import MISSING, claim_key
-from fhirhub.monitoring.rules import Point, evaluate, limit_of
-from fhirhub.monitoring.units import BY_NAME
+from fhirhub.monitoring.readings.units import BY_NAME
+from fhirhub.monitoring.rules.verdicts import Point, evaluate, limit_of
 from fhirhub.storage.store import fhir_instant
 from fhirhub.storage.timers import Job
 from fhirhub.timers.model import Skip, TimerKind
@@ -82,6 +82,14 @@ def missing(context: Context, job: Job) -> str:
         raise Skip("no longer monitored for this measure")
     every = enrolment.expected[measure]
     now = context.clock()
+    # Readings re-plan this check without the patient's claim, so two at once may leave the
+    # older one's plan: the latest reading decides whether anything is missing yet.
+    since = context.points(patient, measure, now - every)
+    newest = max((q.effective for q in since), default=None)
+    if newest is not None and newest + every > now:
+        key = f"{MISSING}:{patient}:{measure}"
+        context.timers.plan(key, MISSING, newest + every, {**p, "stage": 0})
+        return f"a reading at {newest.isoformat()}: checked again one period after it"
     if stage == 0:
         note = _remind(context, patient, measure, job.id)
         context.timers.plan(

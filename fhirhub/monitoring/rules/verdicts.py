@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fhirhub.monitoring.knowledge import Rule
+from fhirhub.monitoring.rules.table import Rule
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,21 @@ def series(points: list[Point]) -> list[Point]:
             seen.add(key)
             out.append(point)
     return out
+
+
+def reach(rules: list[Rule], trigger: datetime, longest: timedelta) -> datetime:
+    """How far back the readings for judging `rules` at `trigger` must go: a threshold
+    needs only the trigger and what came after it (the latest, and whether the patient has
+    been back in range since), a gain its window before the trigger, a run of consecutive
+    readings an unknown stretch (`longest`). Keeps the series read per reading from growing
+    with months of history."""
+    back = timedelta(0)
+    for rule in rules:
+        if rule.kind == "gain":
+            back = max(back, timedelta(days=rule.window_days))
+        elif rule.kind not in ("below", "above", "at-or-above"):
+            back = longest
+    return trigger - min(back, longest) if back else trigger
 
 
 def limit_of(rule: Rule, goal: tuple[float | None, float | None]) -> float:

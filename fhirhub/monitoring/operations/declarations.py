@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fhirhub.fhir.errors import BadRequest, TooCostly
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.observation_ops import SUPPORTED, lastn, stats
+from fhirhub.monitoring.operations.statistics import SUPPORTED, lastn, stats
 from fhirhub.operations.model import AccessRule, Call, Operation, Parameter, Result
 from fhirhub.storage.store import fhir_instant
 

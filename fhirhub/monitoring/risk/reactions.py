@@ -9,7 +9,7 @@ from typing import Any
 from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.errors import FhirError
 from fhirhub.monitoring.context import Context
-from fhirhub.monitoring.risk_model import assessment_id, risk_assessment
+from fhirhub.monitoring.risk.model import assessment_id, risk_assessment
 from fhirhub.monitoring.scores import lace, morse
 from fhirhub.monitoring.scores.charlson_map import categories
 from fhirhub.storage.store import fhir_instant

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fhirhub.monitoring.alerts import AlertBook
-from fhirhub.monitoring.context import HISTORY, Context
-from fhirhub.monitoring.enrolment import Enrolment
-from fhirhub.monitoring.knowledge import Rule
-from fhirhub.monitoring.readings import Reading
-from fhirhub.monitoring.rules import Point, evaluate, limit_of
-from fhirhub.monitoring.units import BY_NAME
+from fhirhub.monitoring.alerts.book import AlertBook
+from fhirhub.monitoring.context import Context
+from fhirhub.monitoring.enrolment.plans import Enrolment
+from fhirhub.monitoring.readings.observations import Reading
+from fhirhub.monitoring.readings.units import BY_NAME
+from fhirhub.monitoring.rules.table import Rule
+from fhirhub.monitoring.rules.verdicts import Point, evaluate, limit_of
 from fhirhub.storage.store import fhir_instant
 
 NAMESPACE = uuid.UUID("6d2f0a41-93b7-4e55-8a0e-1c7b9f3e2d54")
@@ -27,17 +27,22 @@ def rules_for(context: Context, enrolment: Enrolment, measure: str) -> list[Rule
 
 
 def evaluate_measure(
-    context: Context, enrolment: Enrolment, reading: Reading, cause: str, device: str = ""
+    book: AlertBook,
+    enrolment: Enrolment,
+    reading: Reading,
+    points: list[Point],
+    cause: str,
+    device: str = "",
 ) -> list[str]:
+    """The reading's rules over the measure's series (`points`, read by the caller)."""
     measure, around = reading.measure, reading.effective
     if around is None or reading.value is None:
         return []
     trigger = Point(around, reading.value, reading.observation, device)
-    rules = rules_for(context, enrolment, measure)
+    rules = rules_for(book.context, enrolment, measure)
     if not rules:
         return []
-    points = context.points(enrolment.patient, measure, around - HISTORY)
-    book = AlertBook(context)
+    book.prefetch(enrolment.patient, [r.id for r in rules])
     notes = []
     for rule in rules:
         verdict = evaluate(rule, points, limit_of(rule, enrolment.bound(measure)), trigger)
@@ -45,6 +50,17 @@ def evaluate_measure(
         if note:
             notes.append(note)
     return notes
+
+
+def fires(book: AlertBook, enrolment: Enrolment, reading: Reading, points: list[Point]) -> bool:
+    """Would any of the reading's rules fire (the same verdicts evaluate_measure acts on)?"""
+    if reading.effective is None or reading.value is None:
+        return False
+    trigger = Point(reading.effective, reading.value, reading.observation)
+    return any(
+        evaluate(rule, points, limit_of(rule, enrolment.bound(reading.measure)), trigger).firing
+        for rule in rules_for(book.context, enrolment, reading.measure)
+    )
 
 
 def flag_reading(context: Context, patient: str, reading: Reading, version: str) -> str:

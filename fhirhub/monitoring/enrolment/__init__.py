@@ -1,0 +1,1 @@
+"""Who is monitored, for what, against which bounds; enrolments kept between readings."""

@@ -1,0 +1,1 @@
+"""Observation/$lastn and Observation/$stats."""

@@ -1,0 +1,1 @@
+"""Readings in: vital-sign Observations to normalised readings (UCUM units)."""

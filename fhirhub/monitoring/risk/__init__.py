@@ -1,0 +1,1 @@
+"""Scores in the worker: RiskAssessments for NEWS2, Morse and LACE (pure scoring in scores/)."""

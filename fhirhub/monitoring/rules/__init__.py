@@ -1,0 +1,1 @@
+"""The rules table (shipped data, site overrides), pure verdicts over a series, applying them."""
