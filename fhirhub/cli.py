@@ -212,15 +212,25 @@ def seed(patients: int | None, seed_value: int, out: Path | None) -> None:
 
 @main.command()
 @click.option("--type", "resource_type", default=None, help="Only this resource type.")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming a stopped run.")
 @one_line_errors
-def reindex(resource_type: str | None) -> None:
-    """Recompute search index fields (after SearchParameter resources change)."""
+def reindex(resource_type: str | None, restart: bool) -> None:
+    """Recompute search index fields (after SearchParameter resources change, or to migrate
+    an older database). Works in batches; a stopped run resumes where it got to."""
     from fhirhub.runtime import running_hub
+    from fhirhub.storage.reindex_state import ProgressPrinter
 
     with running_hub(Settings.from_env(), long_running=True) as hub:
         hub.custom_parameters.force()
-        changed = hub.store.reindex(resource_type, hub.extractor.extract)
-        click.echo(f"reindexed: {changed} resources changed")
+        printer = ProgressPrinter(click.echo)
+        changed = hub.store.reindex(
+            resource_type,
+            hub.extractor.extract,
+            types=hub.definitions.resource_types,
+            progress=printer,
+            restart=restart,
+        )
+        click.echo(f"reindexed: {changed} documents changed ({printer.summary()})")
 
 
 # SMART authorization: fhirhub token|client|user (fhirhub/auth/cli.py)

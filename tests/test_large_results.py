@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from fhirhub.storage import store as resource_store
+from fhirhub.storage import history_reads
 from tests.helpers import FHIR_JSON, body, patient
 
 PATIENTS = 130
@@ -98,7 +98,7 @@ def test_a_short_result_has_its_total_and_an_offset_skips(many: FlaskClient) -> 
 def test_large_and_small_histories_are_newest_first(
     many: FlaskClient, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(resource_store, "HISTORY_TOTAL_UP_TO", 50)
+    monkeypatch.setattr(history_reads, "HISTORY_TOTAL_UP_TO", 50)
     first = body(many.get("/fhir/Patient?_count=3"))["entry"]
     updated = []
     for entry in first:  # three later versions, each with its own lastUpdated

@@ -8,12 +8,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirhub.app import create_app
 from fhirhub.config import Settings
 from fhirhub.hub import Hub
+from fhirhub.storage.slot_claims import SlotClaims
 from tests.auth_helpers import register_app
 from tests.helpers import FHIR_JSON, assert_outcome, body, create
 from tests.scheduling_support import (
@@ -142,6 +144,34 @@ def test_sixteen_clients_booking_the_same_time(app: Flask, client: FlaskClient, 
         e["resource"] for e in body(client.get("/fhir/Appointment?status=booked"))["entry"]
     ]
     assert len(booked_ones) == 1
+
+
+def test_a_writer_stops_claiming_at_its_first_conflict(
+    client: FlaskClient, hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loser that went on claiming the next actor could take the winner's time there and
+    both would fail: the 16-client test above once ended with sixteen 409s."""
+    c = clinic(client, patients=2)
+    start, end = at(c.monday, 15), at(c.monday, 15, 30)
+    room_only = appointment(c, start, end, patient=1, status="booked")
+    room_only["participant"] = [
+        p for p in room_only["participant"] if p["actor"]["reference"] != c.practitioner
+    ]
+    assert client.post("/fhir/Appointment", json=room_only, headers=FHIR_JSON).status_code == 201
+    tried: list[str] = []
+    real_take = SlotClaims.take
+
+    def take(self: SlotClaims, keys: list[str], owner: str, seat: int = 0) -> Any:
+        tried.extend(keys)
+        return real_take(self, keys, owner, seat)
+
+    monkeypatch.setattr(SlotClaims, "take", take)
+    resource = appointment(c, start, end, patient=0, status="booked")
+    outcome = assert_outcome(
+        client.post("/fhir/Appointment", json=resource, headers=FHIR_JSON), 409, c.location
+    )
+    assert tried and all(key.startswith(c.location) for key in tried), tried
+    assert c.practitioner not in outcome["issue"][0]["diagnostics"]  # free: not named
 
 
 def test_bad_input_is_4xx_and_leaves_nothing(client: FlaskClient, hub: Hub) -> None:

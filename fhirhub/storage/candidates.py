@@ -12,19 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from fhirhub.fhir.dates import parse_period
 from fhirhub.fhir.search import keys as k
 from fhirhub.fhir.search.query import Clause, split_prefix
 from fhirhub.fhir.search.values import normalize, reference_keys
+from fhirhub.storage.date_candidates import (
+    MAX_BRANCHES,
+    bucket_keys,
+    date_bounds,
+)
 from fhirhub.storage.documents import INDEX_PREFIX, resource_key
 from fhirhub.storage.query_translation import composite_key
 from fhirhub.storage.search_stats import Extent
 
 Conditions = dict[str, Any]
-MAX_BRANCHES = 16
 # Tokens most resources share a few values of: used only when nothing better is offered.
 COMMON_TOKENS = {
     "status",
@@ -141,7 +144,7 @@ class KeyPlanner:
         for raw in values:
             prefix, value = split_prefix(raw)
             qlo, qhi = parse_period(value)
-            found = date_alternatives(code, prefix, qlo, qhi, extent, point)
+            found = bucket_keys(code, date_bounds(prefix, qlo, qhi, point), extent, point)
             if found is None:
                 return None
             keys += found
@@ -199,87 +202,3 @@ def compartment_offer(query_filter: Conditions) -> Offer | None:
     else:
         return None
     return Offer(k.REFERENCE_KEYS, tuple(f"{k.COMPARTMENT_CODE}={v}" for v in values))
-
-
-# -- dates --------------------------------------------------------------------------------
-
-DAY = timedelta(days=1)
-
-
-def date_alternatives(
-    code: str,
-    prefix: str,
-    qlo: datetime,
-    qhi: datetime,
-    extent: Extent | None,
-    point: bool,
-) -> list[str] | None:
-    """Date buckets holding every range the condition can match. A stored range [lo, hi)
-    has buckets for lo, and for hi when longer than a day (keys.date_keys); `point` (an
-    instant: _lastUpdated) has only lo. None: no bucket set is small enough."""
-    if extent is None:
-        return []  # no stored value of this parameter at all
-    starts: list[tuple[datetime | None, datetime | None]] = []  # lo in [a, b)
-    ends: list[tuple[datetime | None, datetime | None]] = []  # hi in (a, b] (long ranges)
-    open_lo = open_hi = False
-    if point:
-        bounds = {
-            "eq": (qlo, qhi),
-            "gt": (qhi, None),
-            "sa": (qhi, None),
-            "ge": (qlo, None),
-            "lt": (None, qlo),
-            "eb": (None, qlo),
-            "le": (None, qhi),
-        }
-        if prefix in bounds:
-            starts.append(bounds[prefix])
-        elif prefix == "ne":
-            starts += [(None, qlo), (qhi, None)]
-        else:  # ap: wide; the exact filter decides
-            starts.append((None, None))
-    elif prefix == "eq":
-        starts.append((qlo, qhi))
-    elif prefix == "sa":
-        starts.append((qhi, None))
-    elif prefix in ("lt", "eb", "le"):
-        starts.append((None, qhi if prefix == "le" else qlo))
-        open_lo = True
-    else:  # gt, ge, ne, ap: may extend past the query's end
-        begin: datetime | None = min(qlo, qhi - DAY) if prefix in ("ge", "ne") else qhi - DAY
-        if prefix == "ap":
-            begin = None
-        starts.append((begin, None))
-        ends.append((qhi, None))
-        open_hi = True
-        if prefix in ("ne", "ap"):
-            starts.append((None, qlo if prefix == "ne" else None))
-            open_lo = True
-    keys: list[str] = []
-    for low, high in starts:
-        span = _days(low, high, extent.lo)
-        if span is not None:
-            keys += [f"{code}<{b}" for b in k.cover(*span, decades=not point)]
-    for low, high in ends:
-        span = _days(low, high, extent.hi)
-        if span is not None:
-            keys += [f"{code}>{b}" for b in k.cover(*span, decades=not point)]
-    if open_lo and extent.open_lo:
-        keys.append(f"{code}<{k.OPEN_START}")
-    if open_hi and extent.open_hi:
-        keys.append(f"{code}>{k.OPEN_END}")
-    return list(dict.fromkeys(keys)) if len(keys) <= 4 * MAX_BRANCHES else None
-
-
-def _days(
-    low: datetime | None, high: datetime | None, days: tuple[int, int] | None
-) -> tuple[Any, Any] | None:
-    """Days [start, end) of a bound within the stored days (None: nothing stored there)."""
-    if days is None:
-        return None
-    first, last = k.number_day(days[0]), k.number_day(days[1]) + DAY
-    start = first if low is None else max(first, k.as_day(low))
-    end = last if high is None else min(last, k.as_day(high - timedelta(microseconds=1)) + DAY)
-    if start >= end:
-        return None
-    return start, end

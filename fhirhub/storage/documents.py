@@ -12,7 +12,8 @@ Why one collection: a create writes its version and its current document in one 
 command, which costs one round trip instead of two (measured: 666 creates/s as two
 inserts, 1,134/s as one; a single plain insert is 1,030-1,219/s). It is not atomic:
 FerretDB inserts the documents one by one, so when the database refuses the current
-document the version is already in; the store removes it again (store.py `_insert_new`).
+document the version is already in; the store removes it again (version_writes.py
+`_insert_new`).
 Databases made before this keep their versions in a `history` collection until
 `merge_history` (storage/migrations.py) moves them.
 
