@@ -153,6 +153,9 @@ class Hub:
         monitoring.register_operations(self, self.operations)
         monitoring.register_timers(self, self.timer_kinds)
         monitoring.register_reactions(self, self.reactions)
+        from fhirhub.subscriptions.address_audit import address_audit
+
+        self.reactions.register(address_audit(lambda record: self.audit.record_once(record)))
 
     @cached_property
     def write_hooks(self) -> dict[str, WriteHook]:

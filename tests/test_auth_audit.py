@@ -63,8 +63,13 @@ def test_authorization_server_events(auth_client: FlaskClient, auth_hub: Hub) ->
             "refresh_token": tokens["refresh_token"],
         },
     ).get_json()
-    bearer = {"Authorization": f"Bearer {rotated['access_token']}"}
-    auth_client.post("/auth/introspect", data={"token": tokens["access_token"]}, headers=bearer)
+    resource_server = auth_hub.auth.register_client(
+        "rs", "symmetric", redirect_uris=[], scope="patient/*.rs"
+    )
+    assert resource_server
+    secrets.append(resource_server)
+    introspector = {"client_id": "rs", "client_secret": resource_server}
+    auth_client.post("/auth/introspect", data={"token": tokens["access_token"], **introspector})
     auth_client.post("/auth/revoke", data={"token": rotated["access_token"], "client_id": "app"})
     replay = auth_client.post(
         "/auth/token",

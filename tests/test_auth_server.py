@@ -122,13 +122,12 @@ def test_standalone_patient_flow_refresh_introspect_revoke(
     narrow_bearer = {"Authorization": f"Bearer {narrower['access_token']}"}
     assert auth_client.get("/fhir/Patient/a", headers=narrow_bearer).status_code == 403
 
-    active = auth_client.post(
+    # Introspection is for confidential clients (tests/test_auth_introspection.py): this
+    # public app's own bearer token is no client authentication.
+    refused = auth_client.post(
         "/auth/introspect", data={"token": body["access_token"]}, headers=bearer
-    ).get_json()
-    assert active["active"] is True and active["patient"] == "a"
-    assert active["scope"] == body["scope"] and active["client_id"] == "app"
-    bogus = auth_client.post("/auth/introspect", data={"token": "nope"}, headers=bearer)
-    assert bogus.status_code == 200 and bogus.get_json() == {"active": False}
+    )
+    assert refused.status_code == 401 and refused.get_json()["error"] == "invalid_client"
     anonymous = auth_client.post("/auth/introspect", data={"token": body["access_token"]})
     assert anonymous.status_code == 401 and anonymous.get_json()["error"] == "invalid_client"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pymongo import DESCENDING
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,15 @@ class AuditLog:
                 return
             self._pending.append(event)
             self._idle.clear()
+
+    def record_once(self, event: Event) -> bool:
+        """Write one event now, keyed by its _id (derived from what it records, so a
+        repeated worker job adds nothing). False: it was recorded before."""
+        try:
+            self.collection.insert_one(event)
+        except DuplicateKeyError:
+            return False
+        return True
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until everything recorded so far is written (tests, shutdown)."""

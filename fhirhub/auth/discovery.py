@@ -71,6 +71,8 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        # RFC 8414: introspection is for confidential clients only (fhirhub/auth/grants.py).
+        "introspection_endpoint_auth_methods_supported": [m for m in AUTH_METHODS if m != "none"],
         "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],

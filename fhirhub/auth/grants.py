@@ -128,10 +128,19 @@ class TokenEndpoint:
     # -- introspection and revocation --------------------------------------------------------
 
     def introspect(self, form: dict[str, str], authorization: str | None) -> Answer:
-        caller = self._caller(form, authorization)
+        """RFC 7662. Only an authenticated confidential client may ask (section 2.1: the
+        endpoint must not let anyone probe tokens), and it learns only about tokens issued
+        to itself: anyone else's token, unknown, expired or revoked are all
+        {"active": false} (section 2.2), so the answer never tells a client that a token it
+        found or stole is alive. The one resource server fhirhub has is its own FHIR API,
+        which looks tokens up directly (README "SMART": introspection)."""
+        client = self._caller(form, authorization)
+        caller: Record = {"client_id": client["_id"]}
         token = form.get("token")
-        record = self.store.token(token) if token else None
-        if record is None:
+        if not token:
+            raise invalid_request("token is required")
+        record = self.store.token(token)
+        if record is None or record["client_id"] != client["_id"]:
             return Answer({"active": False}, caller)
         return Answer(self.issuer.describe(record), caller)
 
@@ -152,11 +161,15 @@ class TokenEndpoint:
         return record
 
     def _caller(self, form: dict[str, str], authorization: str | None) -> Record:
-        """Introspection is for resource servers and clients, never anonymous callers."""
+        """The introspecting client, authenticated as at the token endpoint
+        (client_secret_basic, client_secret_post or private_key_jwt). A bearer token is no
+        client authentication, and a public client has no credentials to prove who it is."""
         if authorization and authorization.lower().startswith("bearer "):
-            record = self.store.token(authorization[7:].strip())
-            if record is not None and record["kind"] == "access":
-                return {k: record.get(k) for k in GRANT_FIELDS}
-            raise invalid_client("the bearer token of the introspecting caller is not valid")
+            raise invalid_client(
+                "introspection needs client authentication (client_secret_basic, "
+                "client_secret_post or private_key_jwt), not a bearer token"
+            )
         client = self.clients.authenticate(ClientCredentials.from_request(form, authorization))
-        return {"client_id": client["_id"]}
+        if client["kind"] == "public":
+            raise invalid_client("introspection is for confidential clients; this one is public")
+        return client

@@ -109,21 +109,28 @@ class TokenIssuer:
         return self.keys.sign(claims)
 
     def describe(self, record: Record) -> dict[str, Any]:
-        """RFC 7662 introspection response for a live token."""
+        """RFC 7662 introspection response for a live token, trimmed to what RFC 7662 and
+        SMART's token introspection page name: active, scope, client_id, exp, iat, iss,
+        aud, token_type; sub as in the id_token (with openid; a backend client: its id);
+        fhirUser with the fhirUser scope; the launch context (patient, encounter). Nothing
+        internal (grant id, admin flag, login name unless it is the id_token's sub)."""
+        scopes = Scopes.parse(record["scope"])
         body: dict[str, Any] = {
             "active": True,
             "scope": record["scope"],
             "client_id": record["client_id"],
-            "token_type": "Bearer" if record["kind"] == "access" else "refresh_token",
             "exp": int(record["expires"].timestamp()),
             "iat": int(record["issued"].timestamp()),
             "iss": self.settings.auth_base,
             "aud": self.settings.fhir_base,
-            "sub": record.get("user") or record["client_id"],
         }
-        if record.get("user"):
-            body["username"] = record["user"]
-        if record.get("fhir_user"):
+        if record["kind"] == "access":
+            body["token_type"] = "Bearer"
+        if record.get("user") is None:
+            body["sub"] = record["client_id"]
+        elif "openid" in scopes:
+            body["sub"] = record["user"]
+        if record.get("fhir_user") and "fhirUser" in scopes:
             body["fhirUser"] = f"{self.settings.fhir_base}/{record['fhir_user']}"
         for key in ("patient", "encounter"):
             if record.get(key):

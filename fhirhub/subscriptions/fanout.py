@@ -114,6 +114,7 @@ class FanOut:
 
     def _subscription_targets(self, event: ChangeEvent, now: datetime) -> list[Target]:
         found = []
+        patients: tuple[str, ...] | None = None  # recorded so $status can hide them
         for sub in self.subscriptions():
             if sub.resource_type != event.resource_type or not sub.subscriber.active:
                 continue
@@ -121,7 +122,9 @@ class FanOut:
                 continue
             try:
                 if self.search.matches(sub.criteria, event.resource or {}):
-                    found.append(Target(sub.subscriber.key))
+                    if patients is None:
+                        patients = tuple(self.patients(event))
+                    found.append(Target(sub.subscriber.key, patients))
             except FhirError as error:
                 log.warning("%s: criteria no longer usable: %s", sub.subscriber.key, error)
         return found

@@ -11,6 +11,9 @@ client knew must not silently rotate the key); masked header values are kept lik
 A Subscription records its owner (subscription-owner extension), set by the server from
 the token that creates it and kept by every later write, so a client can neither forge
 nor move it; its criteria must be able to match something the owner may read.
+A change of address is marked on the new version likewise (address_change.py: audited,
+verified by a ping before use), and masked header values are restored only for the same
+address, so a stored credential never follows a new one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from fhirhub.fhir.errors import FhirError, Issue, Unprocessable
 from fhirhub.fhir.search.query import SearchQuery
 from fhirhub.service import access
 from fhirhub.service.resources import WriteHook
+from fhirhub.storage.store import utc_now_ms
+from fhirhub.subscriptions.address_change import OPERATOR, destination, mark
 from fhirhub.subscriptions.address_policy import AddressNotAllowed, AddressPolicy
 from fhirhub.subscriptions.model import (
     CHANNEL_TYPES,
@@ -59,9 +64,10 @@ class SubscriptionHook:
     def __call__(self, resource: dict[str, Any]) -> None:
         previous = _previous(resource, self.current)
         self._set_owner(resource, previous)
+        _mark_address(resource, previous)
         channel = resource.get("channel")
         if isinstance(channel, dict) and channel.get("header"):
-            previous_channel = (previous or {}).get("channel") or {}
+            previous_channel = _same_destination(resource, previous).get("channel") or {}
             headers = _restored(channel["header"], previous_channel.get("header"))
             resource["channel"] = {**channel, "header": headers}
         if resource.get("status") in ("off", "error"):
@@ -128,6 +134,20 @@ def _owner_ext(resource: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
+def _mark_address(resource: dict[str, Any], previous: dict[str, Any] | None) -> None:
+    policy = access.active()
+    by = policy.principal().key if policy is not None else OPERATOR
+    mark(resource, previous, by, utc_now_ms())
+
+
+def _same_destination(resource: dict[str, Any], previous: dict[str, Any] | None) -> Any:
+    """The stored version, when it has the same address: masked header values are taken
+    from it only then, so a stored credential never follows a change of address."""
+    if previous is None or destination(previous) != destination(resource):
+        return {}
+    return previous
+
+
 def _previous(resource: dict[str, Any], current: CurrentReader) -> dict[str, Any] | None:
     return current(resource["resourceType"], str(resource["id"])) if resource.get("id") else None
 
@@ -143,6 +163,8 @@ def _restored(headers: Any, previous: Any) -> Any:
 
 def endpoint_hook(current: CurrentReader) -> WriteHook:
     def hook(resource: dict[str, Any]) -> None:
+        previous = _previous(resource, current)
+        _mark_address(resource, previous)  # every Endpoint: a client can never forge one
         if not wants_notifications(resource):
             return
         content = extension_value(resource, NOTIFICATION_CONTENT, "valueCode")
@@ -152,8 +174,8 @@ def endpoint_hook(current: CurrentReader) -> WriteHook:
                 f"notification-content must be one of {', '.join(CONTENT_MODES)}",
             )
         if resource.get("header"):
-            previous = _previous(resource, current)
-            resource["header"] = _restored(resource["header"], (previous or {}).get("header"))
+            same = _same_destination(resource, previous)
+            resource["header"] = _restored(resource["header"], same.get("header"))
         check_headers(resource.get("header"), "Endpoint.header")
         ensure_secret(resource, current)
 
@@ -190,12 +212,6 @@ def ensure_secret(resource: dict[str, Any], current: CurrentReader) -> None:
     extensions = [e for e in resource.get("extension") or [] if e.get("url") != SIGNING_SECRET]
     extensions.append({"url": SIGNING_SECRET, "valueString": secret})
     resource["extension"] = extensions
-
-
-def destination(resource: dict[str, Any]) -> str:
-    if resource.get("resourceType") == "Subscription":
-        return str((resource.get("channel") or {}).get("endpoint"))
-    return str(resource.get("address"))
 
 
 def write_hooks(

@@ -30,6 +30,10 @@ NOTIFICATION_CARE_TEAM = EXT_BASE + "notification-care-team"
 # notifications carry that principal's access at delivery time (README "Notifications").
 SUBSCRIPTION_OWNER = EXT_BASE + "subscription-owner"
 OWNER_PARTS = ("client", "user", "patient", "scope")
+# Server-owned: the last change of a subscriber's address (fhirhub/subscriptions/
+# address_change.py); data goes to a changed address only after a verification ping.
+ADDRESS_CHANGE = EXT_BASE + "notification-address-change"
+ADDRESS_CHANGE_PARTS = ("address", "previous", "by", "changed", "nonce")
 TAG_SYSTEM = "https://fhirhub.example/fhir/CodeSystem/notification"
 
 CONNECTION_TYPES = frozenset({"hl7-fhir-rest", "rest-hook"})
@@ -74,6 +78,24 @@ def owner_of(resource: dict[str, Any] | None) -> dict[str, str] | None:
             }
             return parts if parts.get("client") else None
     return None
+
+
+def address_change(resource: dict[str, Any] | None) -> dict[str, str] | None:
+    for ext in (resource or {}).get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == ADDRESS_CHANGE:
+            return {
+                str(p.get("url")): str(p.get("valueString"))
+                for p in ext.get("extension") or []
+                if isinstance(p, dict) and p.get("url") in ADDRESS_CHANGE_PARTS
+            }
+    return None
+
+
+def unverified(resource: dict[str, Any], address: str) -> str:
+    """The nonce of a change to `address` that still needs its verification ping ('': the
+    address was never changed since creation, so nothing to verify)."""
+    change = address_change(resource)
+    return change.get("nonce", "") if change and change.get("address") == address else ""
 
 
 def owner_principal(owner: dict[str, str]) -> Principal:
@@ -135,6 +157,10 @@ class Subscriber:
     active: bool = True
     reason: str = ""  # why inactive
     channel: str = REST_HOOK  # care-team Endpoints are always called like a rest-hook
+    # A Subscription's recorded owner (client, user, patient, scope), whose access limits
+    # what it is told; empty: no owner (written without authorization), not limited.
+    owner: tuple[tuple[str, str], ...] = ()
+    verify: str = ""  # nonce of an address change not yet verified by a ping, if any
 
     def accepts(self, resource_type: str) -> bool:
         return not self.resource_types or resource_type in self.resource_types
@@ -159,6 +185,8 @@ def subscription_subscriber(resource: dict[str, Any], now: datetime) -> Subscrib
         active=not reason,
         reason=reason,
         channel=str(channel.get("type") or REST_HOOK),
+        owner=tuple(sorted((owner_of(resource) or {}).items())),
+        verify=unverified(resource, str(channel.get("endpoint") or "")),
     )
 
 
@@ -191,6 +219,7 @@ def endpoint_subscriber(resource: dict[str, Any]) -> Subscriber:
         ),
         active=not reason,
         reason=reason,
+        verify=unverified(resource, str(resource.get("address") or "")),
     )
 
 

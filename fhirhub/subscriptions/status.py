@@ -13,6 +13,7 @@ from fhirhub.fhir.errors import BadRequest
 from fhirhub.service.resources import ResourceService
 from fhirhub.storage.deliveries import STATES, DeliveryStore
 from fhirhub.storage.store import fhir_instant
+from fhirhub.subscriptions.oversight import check_watcher, shown_delivery
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
@@ -27,6 +28,7 @@ class SubscriberStatus:
     def status(self, resource_type: str, resource_id: str, args: dict[str, str]) -> dict[str, Any]:
         current = self.resources.read(resource_type, resource_id)  # 404/410 as for a read
         resource = current.resource or {}
+        check_watcher(resource_type, resource)  # owner or admin (issue 15 item 5)
         key = f"{resource_type}/{resource_id}"
         raw_count = args.get("_count", str(DEFAULT_COUNT))
         if not raw_count.isdigit():
@@ -46,6 +48,8 @@ class SubscriberStatus:
             parameters.append({"name": "error", "valueString": resource["error"]})
         limit = min(int(raw_count), MAX_COUNT)
         for delivery in self.deliveries.recent(key, limit, state):
+            if not shown_delivery(delivery):
+                continue
             parameters.append({"name": "delivery", "part": _delivery_parts(delivery)})
         return {"resourceType": "Parameters", "parameter": parameters}
 

@@ -3,13 +3,13 @@
 Per-subscriber order: deliveries go out oldest first and a failing one blocks those behind
 it (retried with exponential backoff) until it succeeds or is dead-lettered; one the
 receiver keeps refusing while it accepts the events behind it is dead-lettered alone
-(worker/retries.py says which failure means what). Before each
-send the subscriber is read again and, for care-team Endpoints, the membership is resolved
-again, so a participant removed from the team gets nothing more, even what was queued.
-A send starts only while the lease has more than the timeout left, so another worker can
-take the queue over only after that send has finished or its process has died; the only
-duplicate is a resend after a crash between send and record (receivers de-duplicate on
-X-Fhirhub-Event-Id).
+(worker/retries.py says which failure means what). Before each send the delivery is
+checked again (worker/delivery_checks.py: subscriber state, care-team membership, the
+Subscription owner's access) and a changed address must have answered its verification
+ping (worker/verification.py). A send starts only while the lease has more than the
+timeout left, so another worker can take the queue over only after that send has finished
+or its process has died; the only duplicate is a resend after a crash between send and
+record (receivers de-duplicate on X-Fhirhub-Event-Id).
 
 Websocket Subscriptions take the same path up to the send: instead of calling out, the
 delivery is handed to the web processes with a socket bound to the Subscription, or skipped
@@ -22,7 +22,6 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,18 +30,16 @@ from fhirhub.storage.delivery_leases import Lease, LeaseStore
 from fhirhub.storage.outbox import OutboxStore
 from fhirhub.storage.websockets import SocketStore
 from fhirhub.subscriptions.events import ChangeEvent
-from fhirhub.subscriptions.model import (
-    WEBSOCKET,
-    Subscriber,
-    endpoint_subscriber,
-    subscription_subscriber,
-)
+from fhirhub.subscriptions.model import WEBSOCKET
 from fhirhub.subscriptions.payloads import build_notification, care_team_bundle
 from fhirhub.subscriptions.routing import CareTeamRouter, Reader
+from fhirhub.worker.delivery_checks import DeliveryChecks, Session
 from fhirhub.worker.dispatcher import EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.owner_access import OwnerAccess
 from fhirhub.worker.retries import Next, RetryPolicy, decide
 from fhirhub.worker.sender import Sender, SendResult
+from fhirhub.worker.verification import AddressVerifier
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +55,6 @@ class Sent(enum.Enum):
     PASSED = "passed"  # skipped, handed to a websocket, or dead-lettered: the queue goes on
     WAIT = "wait"  # a retry is scheduled; the queue waits for it
     SUSPECT = "suspect"  # refused too often: probe the deliveries behind it
-
-
-@dataclass
-class Session:
-    key: str
-    subscriber: Subscriber | None = None
-    loaded: bool = False
-    members: dict[str, bool] = field(default_factory=dict)
 
 
 class DeliveryAgent:
@@ -87,14 +76,16 @@ class DeliveryAgent:
         base: str,
         clock: Callable[[], datetime],
         sockets: SocketStore | None = None,
+        owner_access: OwnerAccess | None = None,
+        verifier: AddressVerifier | None = None,
     ):
+        self.checks = DeliveryChecks(answers, router, read, clock, owner_access)
+        self.verifier = verifier
         self.deliveries = deliveries
         self.leases = leases
         self.outbox = outbox
         self.events = events
         self.answers = answers
-        self.router = router
-        self.read = read
         self.sender = sender
         self.dead_letters = dead_letters
         self.retry = retry
@@ -210,62 +201,26 @@ class DeliveryAgent:
         attempts = int(delivery.get("n", 0))
         self.dead_letters.record(session.key, delivery, attempts, error, disable=False)
 
-    def _subscriber(self, session: Session) -> Subscriber | None:
-        if not session.loaded:
-            session.subscriber = self.answers.get(session.key, lambda: self._load(session.key))
-            session.loaded = True
-        return session.subscriber
-
-    def _load(self, key: str) -> Subscriber | None:
-        resource_type, resource_id = key.split("/", 1)
-        resource = self.read(resource_type, resource_id)
-        if resource is None:
-            return None
-        if resource_type == "Subscription":
-            return subscription_subscriber(resource, self.clock())
-        return endpoint_subscriber(resource)
-
-    def _still_member(self, session: Session, patients: list[str]) -> bool:
-        endpoint_id = session.key.split("/", 1)[1]
-        for patient in patients:
-            if patient not in session.members:
-
-                def check(patient: str = patient) -> bool:
-                    return self.router.reaches(patient, endpoint_id, self.clock())
-
-                session.members[patient] = bool(self.answers.get((patient, endpoint_id), check))
-            if session.members[patient]:
-                return True
-        return False
-
-    def _skip_reason(self, delivery: dict[str, Any], session: Session) -> str:
-        subscriber = self._subscriber(session)
-        if subscriber is None:
-            return f"{session.key} no longer exists"
-        if not subscriber.active:
-            return subscriber.reason
-        if not subscriber.accepts(delivery["t"]):
-            return f"{session.key} does not take {delivery['t']} notifications"
-        care_team = session.key.startswith("Endpoint/")
-        if care_team and not self._still_member(session, delivery.get("pat") or []):
-            return f"{session.key} is no longer on an active care team of the patient"
-        return ""
-
     def _deliver(self, delivery: dict[str, Any], session: Session) -> Sent:
         """Send one delivery and record what became of it."""
-        reason = self._skip_reason(delivery, session)
-        if not reason and session.subscriber and session.subscriber.channel == WEBSOCKET:
-            return self._hand_over(delivery, session.key)
+        reason = self.checks.skip_reason(delivery, session)
         doc = (
             None if reason else self.events.get(delivery["ev"]) or self.outbox.load(delivery["ev"])
         )
         if not reason and doc is None:
             reason = f"{delivery['ev']} no longer exists"
+        if not reason and doc and session.subscriber:
+            reason = self.checks.owner_refusal(session.subscriber, doc)
         if reason or doc is None or session.subscriber is None:
             fields = {"err": reason, "at": self.clock(), "by": self.owner}
             self.deliveries.finish(delivery["_id"], SKIPPED, fields)
             return Sent.PASSED
+        if session.subscriber.channel == WEBSOCKET:
+            return self._hand_over(delivery, session.key)
         subscriber = session.subscriber
+        refused = self.verifier.check(subscriber) if self.verifier is not None else None
+        if refused is not None:  # a changed address must answer a verification ping first
+            return self._record(delivery, session, refused)
         event = ChangeEvent.from_history(doc)
         attempts = int(delivery.get("n", 0)) + 1
         bundle = None

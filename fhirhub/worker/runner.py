@@ -23,6 +23,7 @@ from typing import Any
 from fhirhub.fhir.errors import ConfigurationError, FhirError
 from fhirhub.hub import Hub
 from fhirhub.service.resources import ResourceService
+from fhirhub.storage.address_checks import AddressChecks
 from fhirhub.storage.deliveries import DeliveryStore
 from fhirhub.storage.delivery_leases import LeaseStore
 from fhirhub.storage.outbox import OutboxStore
@@ -35,8 +36,10 @@ from fhirhub.timers.runner import TimerRunner
 from fhirhub.worker.delivery import DeliveryAgent
 from fhirhub.worker.dispatcher import Dispatcher, EventCache, FreshCache
 from fhirhub.worker.outcomes import DeadLetters
+from fhirhub.worker.owner_access import OwnerAccess
 from fhirhub.worker.retries import RetryPolicy
 from fhirhub.worker.sender import Sender
+from fhirhub.worker.verification import AddressVerifier
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,8 @@ class NotificationWorker:
             settings.fhir_base,
             clock,
             sockets,
+            OwnerAccess(hub.auth.owner_policy, answers, outbox),
+            AddressVerifier(AddressChecks(hub.db), self._sender, clock),
         )
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="notify")
         self._background: list[threading.Thread] = []

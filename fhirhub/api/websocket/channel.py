@@ -35,6 +35,7 @@ from fhirhub.hub import Hub
 from fhirhub.service import access
 from fhirhub.storage.websockets import SocketStore
 from fhirhub.subscriptions.model import WEBSOCKET
+from fhirhub.subscriptions.oversight import check_watcher
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ class Session:
             token = access.install(self.hub.auth.policy(record))
         try:
             resource = self.hub.resources.read("Subscription", subscription_id).resource or {}
+            check_watcher("Subscription", resource)  # pings are for its owner or an admin
         except FhirError as error:
             return error.diagnostics
         finally:
