@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from fhirhub.app import create_app
 from fhirhub.hub import Hub
-from fhirhub.storage.auth_store import LOGIN_FAILURES, TOKENS, now, secret_hash
+from fhirhub.storage.auth_store import LOGIN_FAILURES, TOKENS, AuthStore, now, secret_hash
 from tests.auth_helpers import (
     PASSWORD,
     authorize_params,
@@ -143,3 +143,31 @@ def test_success_clears_the_username_count(auth_client: FlaskClient, auth_hub: H
         for _ in range(4):
             assert _login(auth_client, request_id, "alice", "wrong", "10.1.0.1").status_code == 401
         assert _login(auth_client, request_id, "alice", PASSWORD, "10.1.0.1").status_code == 303
+
+
+def test_a_revocation_during_a_token_lookup_is_not_cached_over(auth_hub: Hub) -> None:
+    """The lookup read the record, the revocation cleared the cache, then the lookup cached
+    what it had read: the revoked token was accepted for the cache's lifetime."""
+    register_app(auth_hub)
+    token = auth_hub.auth.issue_direct("app", "user/*.read", user=None)["access_token"]
+    store = AuthStore(auth_hub.db, token_cache_seconds=60)
+    real_db = store.db
+
+    class RevokingDuringRead:
+        def __getitem__(self, name: str) -> Any:
+            collection = real_db[name]
+            if name != TOKENS:
+                return collection
+
+            class Tokens:
+                def find_one(self, *args: Any, **kwargs: Any) -> Any:
+                    found = collection.find_one(*args, **kwargs)
+                    store.db = real_db
+                    store.revoke_token(secret_hash(token))  # lands between read and cache
+                    return found
+
+            return Tokens()
+
+    store.db = RevokingDuringRead()  # type: ignore[assignment]
+    assert store.token(token) is not None  # the read began before the revocation
+    assert store.token(token) is None  # and what it read was not cached over it

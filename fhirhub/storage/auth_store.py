@@ -50,6 +50,7 @@ class AuthStore:
         # made here clear the cache at once; other processes see them within the TTL.
         self._token_cache: dict[str, tuple[float, Record | None]] = {}
         self._token_cache_seconds = token_cache_seconds
+        self._token_generation = 0  # bumped by every forget: a read begun before is not cached
 
     def ensure_indexes(self) -> None:
         if self._indexed:
@@ -141,8 +142,16 @@ class AuthStore:
         if cached is not None and cached[0] > time.monotonic():
             record = cached[1]
         else:
+            # A revocation landing between this read and the caching below would otherwise
+            # leave the old record cached: a revoked token accepted for the cache's lifetime
+            # (a revoked websocket stayed open past 10 s in a full test run).
+            generation = self._token_generation
             record = self.db[TOKENS].find_one({"_id": key})
-            if record is not None and self._token_cache_seconds > 0:
+            if (
+                record is not None
+                and self._token_cache_seconds > 0
+                and generation == self._token_generation
+            ):
                 if len(self._token_cache) >= TOKEN_CACHE_LIMIT:
                     self.forget_cached_tokens()
                 expires_at = time.monotonic() + self._token_cache_seconds
@@ -152,6 +161,7 @@ class AuthStore:
         return record
 
     def forget_cached_tokens(self) -> None:
+        self._token_generation += 1
         self._token_cache.clear()
 
     def token_record(self, token: str) -> Record | None:
