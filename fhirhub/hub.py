@@ -159,11 +159,8 @@ class Hub:
 
     @cached_property
     def write_hooks(self) -> dict[str, WriteHook]:
-        def current(resource_type: str, resource_id: str) -> dict[str, Any] | None:
-            stored = self.store.current(resource_type, resource_id)
-            return stored.resource if stored is not None and not stored.deleted else None
-
-        hooks = write_hooks(self.search, AddressPolicy.from_settings(self.settings), current)
+        policy = AddressPolicy.from_settings(self.settings)
+        hooks = write_hooks(self.search, policy, self.store.current_resource)
         hooks["MedicationRequest"] = self.medication_safety
         return hooks
 

@@ -29,9 +29,7 @@ Writer = Callable[[dict[str, Any]], None]
 
 
 def register(hub: Hub) -> None:
-    def read(resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        stored = hub.store.current(resource_type, resource_id)
-        return stored.resource if stored is not None and not stored.deleted else None
+    read = hub.store.current_resource
 
     def write(resource: dict[str, Any]) -> None:
         hub.resources.update(resource["resourceType"], str(resource["id"]), resource)

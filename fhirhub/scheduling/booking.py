@@ -25,7 +25,7 @@ from fhirhub.fhir.errors import BadRequest, Conflict, Unprocessable
 from fhirhub.scheduling.directory import Directory
 from fhirhub.scheduling.rules import appointments as appts
 from fhirhub.service.write_guards import Ticket
-from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.documents import StoredVersion, live_resource
 from fhirhub.storage.slot_claims import Held, SlotClaims
 from fhirhub.storage.store import fhir_instant
 
@@ -63,7 +63,7 @@ class BookingGuard:
         current: StoredVersion | None,
     ) -> Ticket:
         owner = f"Appointment/{resource_id}"
-        old = current.resource if current is not None and not current.deleted else None
+        old = live_resource(current)
         now = self.clock()
         if new is not None:
             check_appointment(new, old, now, self.directory)

@@ -179,3 +179,8 @@ class StoredVersion:
             resource=resource if resource is not None else decode_resource(doc.get("res")),
             method=doc.get("m", "PUT"),
         )
+
+
+def live_resource(stored: StoredVersion | None) -> dict[str, Any] | None:
+    """The resource of a current version, None when absent or deleted."""
+    return stored.resource if stored is not None and not stored.deleted else None

@@ -17,6 +17,7 @@ from fhirhub.storage.documents import (
     TRANSACTIONS,
     VERSION_TYPE,
     StoredVersion,
+    live_resource,
     resource_key,
     version_key,
 )
@@ -63,6 +64,10 @@ class ResourceReads:
     def current(self, resource_type: str, resource_id: str) -> StoredVersion | None:
         doc = self._by_id(resource_key(resource_type, resource_id), VERSION_FIELDS)
         return StoredVersion.from_doc(doc) if doc else None
+
+    def current_resource(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """The live resource, None when absent or deleted."""
+        return live_resource(self.current(resource_type, resource_id))
 
     def _by_id(self, key: str, projection: Mapping[str, int]) -> Document | None:
         """One document by `_id`: a single-batch `find` command, which skips find_one's

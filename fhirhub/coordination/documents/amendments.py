@@ -18,7 +18,7 @@ from fhirhub.coordination.referrals.rules import reference
 from fhirhub.fhir.errors import Unprocessable
 from fhirhub.service import access
 from fhirhub.service.write_guards import NO_TICKET, Ticket
-from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.documents import StoredVersion, live_resource
 from fhirhub.subscriptions.events import ChangeEvent
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class AmendmentGuard:
     ) -> Ticket:
         if new is None or not targets(new):
             return NO_TICKET
-        old = current.resource if current is not None and not current.deleted else None
+        old = live_resource(current)
         before = set(targets(old)) if old else set()
         problems = []
         for code, ref in targets(new):

@@ -23,7 +23,7 @@ from fhirhub.coordination.referrals.rules import FULFILL, TASK_CODES, reference
 from fhirhub.fhir.errors import Forbidden, Unprocessable
 from fhirhub.service import access
 from fhirhub.service.write_guards import NO_TICKET, Ticket
-from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.documents import StoredVersion, live_resource
 
 Resource = dict[str, Any]
 Read = Callable[[str, str], "Resource | None"]
@@ -51,7 +51,7 @@ class CommunicationGuard:
         new: Resource | None,
         current: StoredVersion | None,
     ) -> Ticket:
-        old = current.resource if current is not None and not current.deleted else None
+        old = live_resource(current)
         if (new is not None and rules.is_channel_record(new)) or (
             new is None and old is not None and rules.is_channel_record(old)
         ):

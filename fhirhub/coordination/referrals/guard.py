@@ -35,7 +35,7 @@ from fhirhub.coordination.referrals.rules import (
 from fhirhub.fhir.errors import Forbidden, Unprocessable
 from fhirhub.service import access
 from fhirhub.service.write_guards import NO_TICKET, Ticket
-from fhirhub.storage.documents import StoredVersion
+from fhirhub.storage.documents import StoredVersion, live_resource
 
 log = logging.getLogger(__name__)
 Resource = dict[str, Any]
@@ -106,7 +106,7 @@ class ReferralTaskGuard:
         new: Resource | None,
         current: StoredVersion | None,
     ) -> Ticket:
-        old = current.resource if current is not None and not current.deleted else None
+        old = live_resource(current)
         if not is_referral_task(new) and not is_referral_task(old):
             return NO_TICKET
         if new is None:
