@@ -22,6 +22,7 @@ from fhirhub.embedded.ports import free_port
 from fhirhub.fhir.definitions import Definitions
 from fhirhub.hub import Hub
 from fhirhub.worker.runner import NotificationWorker
+from tests.smtp_support import MailServer
 from tests.test_notifications_support import Receiver
 
 
@@ -181,3 +182,19 @@ def _close_auth_hub(hub: Hub) -> None:
         hub.audit.flush()  # the writer thread must not recreate the dropped database
     hub.client.drop_database(hub.settings.db_name)
     hub.close()
+
+
+@pytest.fixture
+def mail() -> Iterator[MailServer]:
+    """A real SMTP server on loopback (aiosmtpd) for the email tests."""
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sms() -> Iterator[Receiver]:
+    """A real HTTP receiver standing in for the SMS gateway."""
+    gateway = Receiver().start()
+    yield gateway
+    gateway.stop()

@@ -6,7 +6,6 @@ not-done, and a send interrupted mid-DATA never repeated."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,6 @@ from tests.smtp_support import MailServer
 from tests.test_notifications_support import Receiver
 
 ADDRESS = "pat@example.org"
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 def channels(hub: Hub, **settings: Any) -> Channels:

@@ -20,20 +20,6 @@ from tests.test_notifications_support import Receiver, notification_settings, wa
 
 
 @pytest.fixture
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sms() -> Iterator[Receiver]:
-    gateway = Receiver().start()
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture
 def settings(settings: Settings, mail: MailServer, sms: Receiver) -> Settings:
     return notification_settings(
         settings,

@@ -6,7 +6,6 @@ batch interact like orders on file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,6 @@ from tests.test_notifications_support import notification_settings, wait_for
 
 WARFARIN = ("855332", "Warfarin Sodium 5 MG Oral Tablet")
 IBUPROFEN = ("310965", "Ibuprofen 200 MG Oral Tablet")
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ server on loopback, recorded as Communications."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,13 +25,6 @@ from tests.test_notifications_support import notification_settings, wait_for
 
 ATORVASTATIN = ("259255", "Atorvastatin 80 MG Oral Tablet")
 TASK_CODES = "https://fhirhub.example/fhir/CodeSystem/medication-task"
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ over a real SMTP server, recorded as a Communication), and one period later tell
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask.testing import FlaskClient
 
@@ -18,13 +16,6 @@ from tests.smtp_support import MailServer
 from tests.test_notifications_support import notification_settings, wait_for
 
 ADDRESS = "patient@example.org"
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

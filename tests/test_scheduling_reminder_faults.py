@@ -21,7 +21,7 @@ from tests.test_notifications_support import wait_for
 from tests.test_scheduling_reminders import communications, instant, reminder_key, soon
 
 # The reminder tests' fixtures: a real SMTP server and SMS gateway, settings pointing at them.
-mail, sms, settings = reminders_tests.mail, reminders_tests.sms, reminders_tests.settings
+settings = reminders_tests.settings  # mail and sms: tests/conftest.py
 
 
 class Clock:

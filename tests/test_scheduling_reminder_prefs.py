@@ -25,7 +25,7 @@ from tests.test_auth_enforcement import caller
 from tests.test_notifications_support import wait_for
 from tests.test_scheduling_reminders import communications, soon
 
-mail, sms, settings = reminders_tests.mail, reminders_tests.sms, reminders_tests.settings
+settings = reminders_tests.settings  # mail and sms: tests/conftest.py
 NEW_YORK = ZoneInfo("America/New_York")
 
 

@@ -6,7 +6,6 @@ worker stopped is sent once by the next worker."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,20 +21,6 @@ from tests.smtp_support import MailServer
 from tests.test_notifications_support import Receiver, notification_settings, wait_for
 
 LEAD = timedelta(seconds=8)  # the 2-hour reminder falls due this long after booking
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sms() -> Iterator[Receiver]:
-    gateway = Receiver().start()
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture

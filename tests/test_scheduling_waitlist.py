@@ -16,14 +16,11 @@ from fhirhub.hub import Hub
 from fhirhub.scheduling.rules import waitlist as rules
 from fhirhub.scheduling.rules.intervals import Interval
 from fhirhub.worker.runner import NotificationWorker
-from tests import test_scheduling_reminders as reminders_tests
 from tests.helpers import FHIR_JSON, body
 from tests.scheduling_support import Clinic, appointment, booked, clinic, params, post
 from tests.smtp_support import MailServer
 from tests.test_notifications_support import notification_settings, wait_for
 from tests.test_scheduling_reminders import communications, instant
-
-mail = reminders_tests.mail
 
 
 @pytest.fixture
